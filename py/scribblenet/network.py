@@ -1,0 +1,160 @@
+"""A multilayer perceptron: Dense and activation layers composed, with a softmax output."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from .activations import Activation, make_activation
+from .config import NetworkConfig
+from .layers import Dense
+from .losses import SoftmaxCrossEntropy, softmax
+from .matmul import MatmulBackend, NumpyBackend
+
+__all__ = ["Network"]
+
+_EVAL_CHUNK = 4096  # rows per forward pass when predicting, to bound memory on big inputs
+
+
+class Network:
+    """inputs → [Dense → activation] × len(hidden) → Dense → softmax.
+
+    Parameters
+    ----------
+    config : the architecture (sizes, activation, initialiser, dtype).
+    rng : the generator that draws the initial weights; default seed 0.
+    """
+
+    def __init__(self, config: NetworkConfig, rng: np.random.Generator | None = None):
+        if not isinstance(config, NetworkConfig):
+            raise ValueError(f"config must be a NetworkConfig, got {type(config).__name__}")
+        rng = np.random.default_rng(0) if rng is None else rng
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        self.backend: MatmulBackend = NumpyBackend()
+        sizes = config.sizes
+        self.dense = [
+            Dense(n_in, n_out, rng, config.init, self.dtype, self.backend)
+            for n_in, n_out in pairwise(sizes)
+        ]
+        self.activations: list[Activation] = [
+            make_activation(config.activation) for _ in config.hidden
+        ]
+        self.loss = SoftmaxCrossEntropy()
+        self.metadata: dict[str, Any] = {}  # provenance, kept by model files
+
+    def set_backend(self, backend: MatmulBackend) -> None:
+        """Route every matrix product through `backend` (e.g. a WebAssembly kernel)."""
+        self.backend = backend
+        for layer in self.dense:
+            layer.backend = backend
+
+    def _as_input(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.config.n_inputs:
+            raise ValueError(f"input must have shape (n, {self.config.n_inputs}), got {X.shape}")
+        if X.dtype == np.uint8:  # raw pixels: the one normalisation every model uses
+            return X.astype(self.dtype) / self.dtype.type(255)
+        return np.ascontiguousarray(X, dtype=self.dtype)
+
+    def forward(self, X: np.ndarray, train: bool = False) -> np.ndarray:
+        """Logits Z (n, n_classes) for inputs X (n, n_inputs); uint8 pixels are scaled to [0, 1]."""
+        A = self._as_input(X)
+        for layer, act in zip(self.dense, self.activations, strict=False):
+            A = act.forward(layer.forward(A, train))  # (n, units)
+        return self.dense[-1].forward(A, train)  # (n, n_classes)
+
+    def loss_and_grad(self, X: np.ndarray, y: np.ndarray, weight_decay: float = 0.0) -> float:
+        """Mean cross-entropy (+ ½λ‖W‖²) on a batch; fills every layer's dW and db.
+
+        Parameters
+        ----------
+        X : (n, n_inputs) inputs. y : (n,) labels or (n, n_classes) targets.
+
+        Returns
+        -------
+        The cost as a float. Gradients are left in `gradients()`.
+        """
+        Z = self.forward(X, train=True)  # (n, k)
+        cost = self.loss.forward(Z, y)
+        dA = self.loss.backward()  # (n, k)
+        for i in range(len(self.dense) - 1, -1, -1):
+            if i < len(self.dense) - 1:
+                dA = self.activations[i].backward(dA)
+            dA = self.dense[i].backward(dA, need_dX=i > 0)
+        if weight_decay:
+            for layer in self.dense:
+                cost += 0.5 * weight_decay * float(np.vdot(layer.W, layer.W))
+                layer.dW += weight_decay * layer.W
+        return cost
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, n_classes), each row summing to 1."""
+        X = np.asarray(X)
+        parts = [
+            softmax(self.forward(X[i : i + _EVAL_CHUNK])) for i in range(0, len(X), _EVAL_CHUNK)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, self.config.n_classes), self.dtype)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Most likely class per row, (n,) int."""
+        X = np.asarray(X)
+        parts = [
+            self.forward(X[i : i + _EVAL_CHUNK]).argmax(axis=1)
+            for i in range(0, len(X), _EVAL_CHUNK)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, np.intp)
+
+    def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Fraction of rows classified correctly, in [0, 1]."""
+        y = np.asarray(y)
+        if y.ndim == 2:
+            y = y.argmax(axis=1)
+        if len(y) != len(X):
+            raise ValueError(f"got {len(X)} inputs but {len(y)} labels")
+        return float((self.predict(X) == y).mean()) if len(y) else 0.0
+
+    def parameters(self) -> list[np.ndarray]:
+        """[W1, b1, W2, b2, …], the arrays themselves (updates are in place)."""
+        return [p for layer in self.dense for p in layer.params]
+
+    def gradients(self) -> list[np.ndarray]:
+        """[dW1, db1, …], matching `parameters()`."""
+        return [g for layer in self.dense for g in layer.grads]
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """{"W1": …, "b1": …, …} in layer order, as stored in model files."""
+        out = {}
+        for i, layer in enumerate(self.dense, start=1):
+            out[f"W{i}"], out[f"b{i}"] = layer.W, layer.b
+        return out
+
+    def load_parameters(self, arrays: dict[str, np.ndarray]) -> None:
+        """Copy arrays (as from `named_parameters`) into this network, checking shapes."""
+        own = self.named_parameters()
+        if set(arrays) != set(own):
+            raise ValueError(f"expected parameters {sorted(own)}, got {sorted(arrays)}")
+        for name, p in own.items():
+            if arrays[name].shape != p.shape:
+                raise ValueError(f"{name} must have shape {p.shape}, got {arrays[name].shape}")
+        for name, p in own.items():
+            p[...] = arrays[name]
+
+    def copy_parameters(self) -> dict[str, np.ndarray]:
+        """A snapshot of every parameter, independent of further training."""
+        return {k: v.copy() for k, v in self.named_parameters().items()}
+
+    @property
+    def n_parameters(self) -> int:
+        """Total count of trainable numbers."""
+        return sum(p.size for p in self.parameters())
+
+    def __repr__(self) -> str:
+        c = self.config
+        arch = "-".join(str(s) for s in c.sizes)
+        return (
+            f"Network({arch}, activation={c.activation}, init={c.init}, dtype={c.dtype}, "
+            f"params={self.n_parameters:,})"
+        )

@@ -1,0 +1,251 @@
+"""The one training loop: minibatch descent that yields progress events as it goes.
+
+`Trainer.run` is a generator that can be stopped after any number of batches and resumed by
+calling it again; the CLI renders its events as a progress bar, the browser worker posts them
+to the page between chunks so that stop, pause and predict get through mid-training.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .config import TrainConfig
+from .network import Network
+from .optimizers import make_optimizer
+
+__all__ = ["Trainer", "confusion_matrix", "trainer_rngs"]
+
+Event = dict[str, Any]
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def trainer_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent generators for (weight init, shuffling) derived from one seed."""
+    init_seq, data_seq = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(init_seq), np.random.default_rng(data_seq)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Counts (n_classes, n_classes): row = true class, column = predicted class."""
+    idx = np.asarray(y_true, np.intp) * n_classes + np.asarray(y_pred, np.intp)
+    return np.bincount(idx, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _check_data(name: str, X: np.ndarray, y: np.ndarray, n_inputs: int, n_classes: int) -> None:
+    if X.ndim != 2 or X.shape[1] != n_inputs:
+        raise ValueError(f"{name} images must have shape (n, {n_inputs}), got {X.shape}")
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(
+            f"{name} labels must have shape ({len(X)},) to match the images, got {y.shape}"
+        )
+    if len(y) == 0:
+        raise ValueError(f"{name} set is empty")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"{name} labels must be integers in [0, {n_classes})")
+
+
+class Trainer:
+    """Trains a `Network` with the optimiser, batching and schedule a `TrainConfig` names.
+
+    Parameters
+    ----------
+    net : the network, updated in place.
+    config : optimiser, learning rate, batch size (None = full batch), epochs, seed.
+    X_train, y_train : (n, n_inputs) images (uint8 pixels or floats) and (n,) labels.
+    X_test, y_test : optional held-out set, scored after every epoch.
+    augment : optional callable(uint8 images (b, n_inputs), rng) -> uint8 images; applied to
+        each batch, so training data must be uint8 pixels.
+    rng : shuffling generator; default derived from `config.seed`.
+    """
+
+    def __init__(
+        self,
+        net: Network,
+        config: TrainConfig,
+        X_train: np.ndarray,
+        y_train: np.ndarray,
+        X_test: np.ndarray | None = None,
+        y_test: np.ndarray | None = None,
+        augment: Augment | None = None,
+        rng: np.random.Generator | None = None,
+    ):
+        c = net.config
+        X_train, y_train = np.asarray(X_train), np.asarray(y_train)
+        _check_data("training", X_train, y_train, c.n_inputs, c.n_classes)
+        if (X_test is None) != (y_test is None):
+            raise ValueError("give both X_test and y_test, or neither")
+        if X_test is not None:
+            X_test, y_test = np.asarray(X_test), np.asarray(y_test)
+            _check_data("test", X_test, y_test, c.n_inputs, c.n_classes)
+        if augment is not None and X_train.dtype != np.uint8:
+            raise ValueError("augmentation works on uint8 pixel images")
+        n = len(X_train)
+        if config.batch_size is not None and config.batch_size > n:
+            raise ValueError(
+                f"batch size {config.batch_size} is larger than the {n} training images"
+            )
+        self.net, self.config, self.augment = net, config, augment
+        self.rng = rng if rng is not None else trainer_rngs(config.seed)[1]
+        # Normalise once, not per batch (unless augmenting, which needs the raw pixels).
+        self.X = X_train if augment is not None else net._as_input(X_train)
+        self.y = y_train.astype(np.intp)
+        self.X_test, self.y_test = X_test, y_test
+        self.optimizer = make_optimizer(config)
+        self.batch_size = config.batch_size or n
+        self.n_batches = math.ceil(n / self.batch_size)
+        self.total_steps = self.n_batches * config.epochs
+        self.epoch = 0  # completed epochs
+        self.step = 0  # completed batches overall
+        self.done = False
+        self.history: dict[str, list[float]] = {
+            "batch_cost": [],
+            "epoch_cost": [],
+            "train_accuracy": [],
+            "test_accuracy": [],
+        }
+        self._order: np.ndarray | None = None  # this epoch's permutation
+        self._batch = 0
+        self._snapshot: dict[str, np.ndarray] | None = None
+        self._epoch_sums = [0.0, 0, 0, 0.0]  # cost·n, correct, seen, seconds
+
+    @property
+    def n_train(self) -> int:
+        """Number of training images."""
+        return len(self.y)
+
+    def _learning_rate(self) -> float:
+        base = self.config.learning_rate
+        if self.config.lr_schedule == "cosine":
+            return base * 0.5 * (1 + math.cos(math.pi * self.step / self.total_steps))
+        return base
+
+    def _start_epoch(self) -> None:
+        self._order = self.rng.permutation(self.n_train)
+        self._batch = 0
+        self._epoch_sums = [0.0, 0, 0, 0.0]
+        self._snapshot = self.net.copy_parameters()  # the last good model, if this epoch diverges
+
+    def _train_batch(self) -> Event:
+        bs = self.batch_size
+        t0 = time.perf_counter()
+        if self.n_batches == 1:  # full batch: order is irrelevant, skip the copy
+            Xb, yb = self.X, self.y
+        else:
+            idx = self._order[self._batch * bs : (self._batch + 1) * bs]  # (b,)
+            Xb, yb = self.X[idx], self.y[idx]  # (b, n_inputs), (b,)
+        if self.augment is not None:
+            Xb = self.augment(Xb, self.rng)
+        cost = self.net.loss_and_grad(Xb, yb, self.config.weight_decay)
+        grads = self.net.gradients()
+        finite = math.isfinite(cost) and all(np.isfinite(g).all() for g in grads)
+        if not finite:
+            return self._diverged(cost)
+        correct = int((self.net.loss.predicted == yb).sum()) if len(yb) else 0
+        self.optimizer.learning_rate = self._learning_rate()
+        self.optimizer.step(self.net.parameters(), grads)
+        seconds = time.perf_counter() - t0
+        self._batch += 1
+        self.step += 1
+        sums = self._epoch_sums
+        sums[0] += cost * len(yb)
+        sums[1] += correct
+        sums[2] += len(yb)
+        sums[3] += seconds
+        self.history["batch_cost"].append(cost)
+        return {
+            "type": "batch",
+            "epoch": self.epoch + 1,
+            "batch": self._batch,
+            "n_batches": self.n_batches,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "cost": cost,
+            "batch_accuracy": correct / len(yb),
+            "learning_rate": self.optimizer.learning_rate,
+            "seen": sums[2],
+            "examples_per_s": sums[2] / sums[3] if sums[3] > 0 else 0.0,
+        }
+
+    def _diverged(self, cost: float) -> Event:
+        self.done = True
+        if self._snapshot is not None:
+            self.net.load_parameters(self._snapshot)
+        return {
+            "type": "diverged",
+            "epoch": self.epoch + 1,
+            "batch": self._batch + 1,
+            "cost": cost,
+            "reason": (
+                f"the cost became {cost} at epoch {self.epoch + 1}, batch {self._batch + 1}: "
+                f"learning rate {self.config.learning_rate:g} is probably too high. "
+                f"Training stopped; the weights from the start of epoch {self.epoch + 1} were kept."
+            ),
+        }
+
+    def _end_epoch(self) -> Event:
+        cost_sum, correct, seen, seconds = self._epoch_sums
+        self.epoch += 1
+        self._order = None
+        event: Event = {
+            "type": "epoch",
+            "epoch": self.epoch,
+            "epochs": self.config.epochs,
+            "cost": cost_sum / seen,
+            # Accuracy on the batches as they were trained: free, and close to a full pass.
+            "train_accuracy": correct / seen,
+            "seconds": seconds,
+            "examples_per_s": seen / seconds if seconds > 0 else 0.0,
+        }
+        if self.X_test is not None:
+            pred = self.net.predict(self.X_test)  # (n_test,)
+            event["test_accuracy"] = float((pred == self.y_test).mean())
+            event["confusion"] = confusion_matrix(
+                self.y_test, pred, self.net.config.n_classes
+            ).tolist()
+            self.history["test_accuracy"].append(event["test_accuracy"])
+        self.history["epoch_cost"].append(event["cost"])
+        self.history["train_accuracy"].append(event["train_accuracy"])
+        return event
+
+    def run(self, max_batches: int | None = None) -> Iterator[Event]:
+        """Train, yielding a "batch" event per batch, an "epoch" event per epoch, then "done".
+
+        Parameters
+        ----------
+        max_batches : stop after this many batches (resume by calling `run` again);
+            None trains to the end.
+
+        Yields
+        ------
+        Event dicts: {"type": "batch" | "epoch" | "done" | "diverged", ...}.
+        """
+        if max_batches is not None and max_batches < 1:
+            raise ValueError(f"max_batches must be >= 1, got {max_batches}")
+        budget = max_batches
+        while not self.done:
+            if self._order is None:
+                self._start_epoch()
+            if budget is not None and budget <= 0:
+                return
+            event = self._train_batch()
+            yield event
+            if event["type"] == "diverged":
+                return
+            if budget is not None:
+                budget -= 1
+            if self._batch == self.n_batches:
+                yield self._end_epoch()
+                if self.epoch == self.config.epochs:
+                    self.done = True
+                    yield {"type": "done", "epochs": self.epoch, "steps": self.step}
+
+    def __repr__(self) -> str:
+        return (
+            f"Trainer({self.net!r}, {self.optimizer!r}, batch_size={self.batch_size}, "
+            f"epoch={self.epoch}/{self.config.epochs}, step={self.step}/{self.total_steps})"
+        )
