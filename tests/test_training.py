@@ -1,0 +1,140 @@
+"""The training loop: events, resumability, determinism, divergence and bad input."""
+
+import numpy as np
+import pytest
+
+from scribblenet.config import NetworkConfig, TrainConfig
+from scribblenet.network import Network
+from scribblenet.training import Trainer, confusion_matrix, trainer_rngs
+
+
+def blobs(n=300, seed=0):
+    """Three separable Gaussian clusters in 16 dimensions, as uint8 'pixels'."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(40, 215, (3, 16))
+    y = rng.integers(0, 3, n).astype(np.uint8)
+    X = np.clip(centres[y] + rng.normal(0, 12, (n, 16)), 0, 255).astype(np.uint8)
+    return X, y
+
+
+def make(seed=0, **train):
+    X, y = blobs()
+    net_config = NetworkConfig(n_inputs=16, hidden=(8,), n_classes=3)
+    init_rng, data_rng = trainer_rngs(seed)
+    net = Network(net_config, init_rng)
+    config = TrainConfig(**{"epochs": 3, "batch_size": 32, "learning_rate": 0.01, **train})
+    return net, Trainer(net, config, X[:240], y[:240], X[240:], y[240:], rng=data_rng)
+
+
+def test_events_and_learning():
+    _net, trainer = make()
+    events = list(trainer.run())
+    kinds = [e["type"] for e in events]
+    assert kinds.count("batch") == 3 * 8 and kinds.count("epoch") == 3 and kinds[-1] == "done"
+    epoch = [e for e in events if e["type"] == "epoch"][-1]
+    assert epoch["test_accuracy"] >= 0.95 and epoch["train_accuracy"] >= 0.9
+    assert np.array(epoch["confusion"]).sum() == 60
+    assert trainer.done and trainer.step == trainer.total_steps == 24
+    assert len(trainer.history["batch_cost"]) == 24
+    assert trainer.history["epoch_cost"][-1] < trainer.history["epoch_cost"][0]
+    assert events[0]["examples_per_s"] > 0 and events[0]["seen"] == 32
+
+
+def test_resumable_in_chunks_equals_one_run():
+    net_a, a = make()
+    list(a.run())
+    net_b, b = make()
+    chunks = 0
+    while not b.done:
+        list(b.run(max_batches=5))
+        chunks += 1
+    assert chunks >= 5
+    for p, q in zip(net_a.parameters(), net_b.parameters(), strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert a.history["batch_cost"] == b.history["batch_cost"]
+
+
+def test_same_seed_same_weights_other_seed_differs():
+    nets = []
+    for seed in (7, 7, 8):
+        net, trainer = make(seed=seed)
+        list(trainer.run())
+        nets.append(net)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert not np.array_equal(nets[0].parameters()[0], nets[2].parameters()[0])
+
+
+def test_full_batch_and_cosine_schedule():
+    _net, trainer = make(
+        batch_size=None, epochs=4, lr_schedule="cosine", optimizer="sgd", learning_rate=0.5
+    )
+    events = [e for e in trainer.run() if e["type"] == "batch"]
+    assert len(events) == 4 and trainer.n_batches == 1
+    rates = [e["learning_rate"] for e in events]
+    assert rates[0] == pytest.approx(0.5) and rates == sorted(rates, reverse=True)
+
+
+def test_weight_decay_shrinks_weights():
+    norms = []
+    for wd in (0.0, 0.5):
+        net, trainer = make(weight_decay=wd, epochs=5)
+        list(trainer.run())
+        norms.append(float(np.linalg.norm(net.parameters()[0])))
+    assert norms[1] < norms[0]
+
+
+def test_divergence_is_detected_and_the_last_good_weights_kept():
+    net, trainer = make(optimizer="sgd", learning_rate=1000.0, epochs=50)
+    events = list(trainer.run())
+    assert events[-1]["type"] == "diverged"
+    assert "learning rate" in events[-1]["reason"]
+    assert trainer.done
+    assert all(np.isfinite(p).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (lambda X, y: (X, y[:-1]), "labels must have shape"),
+        (lambda X, y: (X, y.reshape(-1, 1)), "labels must have shape"),
+        (lambda X, y: (X[:, :5], y), r"shape \(n, 16\)"),
+        (lambda X, y: (X, (y + 5).astype(np.uint8)), r"integers in \[0, 3\)"),
+        (lambda X, y: (X, y.astype(np.float32)), "integers"),
+        (lambda X, y: (X[:0], y[:0]), "empty"),
+    ],
+)
+def test_bad_training_data(change, match):
+    X, y = change(*blobs())
+    net = Network(NetworkConfig(n_inputs=16, hidden=(4,), n_classes=3))
+    with pytest.raises(ValueError, match=match):
+        Trainer(net, TrainConfig(), X, y)
+
+
+def test_batch_larger_than_data_and_bad_chunk():
+    X, y = blobs(50)
+    net = Network(NetworkConfig(n_inputs=16, hidden=(4,), n_classes=3))
+    with pytest.raises(ValueError, match="larger than the 50 training images"):
+        Trainer(net, TrainConfig(batch_size=64), X, y)
+    trainer = Trainer(net, TrainConfig(batch_size=10), X, y)
+    with pytest.raises(ValueError, match="max_batches"):
+        next(trainer.run(max_batches=0))
+    with pytest.raises(ValueError, match="both"):
+        Trainer(net, TrainConfig(), X, y, X_test=X)
+
+
+def test_confusion_matrix():
+    C = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 2, 1, 2]), 3)
+    np.testing.assert_array_equal(C, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
+
+
+def test_network_repr_and_predict_shapes():
+    net = Network(NetworkConfig(n_inputs=16, hidden=(8, 4), n_classes=3, activation="tanh"))
+    assert repr(net).startswith("Network(16-8-4-3, activation=tanh")
+    X, _ = blobs(10)
+    P = net.predict_proba(X)
+    assert P.shape == (10, 3)
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-5)
+    assert net.predict(X).shape == (10,)
+    with pytest.raises(ValueError, match="input must have shape"):
+        net.predict(np.zeros((2, 5)))
