@@ -112,6 +112,9 @@ class Trainer:
         self._batch = 0
         self._snapshot: dict[str, np.ndarray] | None = None
         self._epoch_sums = [0.0, 0, 0, 0.0]  # cost·n, correct, seen, seconds
+        # Chance level is ln(k) nats; a mean cost 100× that means logits have blown up even if
+        # float arithmetic has not overflowed yet.
+        self._cost_limit = 100 * math.log(net.config.n_classes)
 
     @property
     def n_train(self) -> int:
@@ -143,7 +146,7 @@ class Trainer:
         cost = self.net.loss_and_grad(Xb, yb, self.config.weight_decay)
         grads = self.net.gradients()
         finite = math.isfinite(cost) and all(np.isfinite(g).all() for g in grads)
-        if not finite:
+        if not finite or cost > self._cost_limit:
             return self._diverged(cost)
         correct = int((self.net.loss.predicted == yb).sum()) if len(yb) else 0
         self.optimizer.learning_rate = self._learning_rate()
@@ -181,7 +184,7 @@ class Trainer:
             "batch": self._batch + 1,
             "cost": cost,
             "reason": (
-                f"the cost became {cost} at epoch {self.epoch + 1}, batch {self._batch + 1}: "
+                f"the cost became {cost:.4g} at epoch {self.epoch + 1}, batch {self._batch + 1}: "
                 f"learning rate {self.config.learning_rate:g} is probably too high. "
                 f"Training stopped; the weights from the start of epoch {self.epoch + 1} were kept."
             ),
