@@ -47,7 +47,7 @@ class SGD(Optimizer):
     """Plain gradient descent: p ← p − η·g."""
 
     def _update(self, i, p, g):
-        p -= self.learning_rate * g
+        p -= self.learning_rate * g  # (in, out) or (out,)
 
     def __repr__(self) -> str:
         return f"SGD(learning_rate={self.learning_rate})"
@@ -98,6 +98,7 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.m: dict[int, np.ndarray] = {}
         self.v: dict[int, np.ndarray] = {}
+        self._scratch: dict[int, np.ndarray] = {}
 
     def step(self, params, grads):
         """One Adam step; the bias corrections fold into a single step size per call."""
@@ -111,15 +112,23 @@ class Adam(Optimizer):
         if m is None:
             m = self.m[i] = np.zeros_like(p)
             self.v[i] = np.zeros_like(p)
-        v = self.v[i]
+            self._scratch[i] = np.empty_like(p)
+        v, tmp = self.v[i], self._scratch[i]
+        # Every operation writes into existing arrays: under WebAssembly an allocation per
+        # parameter per step costs as much as the arithmetic.
+        np.multiply(g, 1 - self.beta1, out=tmp)
         m *= self.beta1
-        m += (1 - self.beta1) * g
+        m += tmp  # m = β1·m + (1−β1)·g
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - self.beta2
         v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
-        # α·m / (√v + ε̂) with α, ε̂ bias-corrected: the textbook update, fewer temporaries.
-        denom = np.sqrt(v)
-        denom += self._eps_hat
-        p -= self._alpha * m / denom
+        v += tmp  # v = β2·v + (1−β2)·g²
+        # α·m / (√v + ε̂) with α, ε̂ bias-corrected: the textbook update in fewer passes.
+        np.sqrt(v, out=tmp)
+        tmp += self._eps_hat
+        np.divide(m, tmp, out=tmp)
+        tmp *= self._alpha
+        p -= tmp
 
     def state_arrays(self):
         """First and second moments by parameter index."""

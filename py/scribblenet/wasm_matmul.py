@@ -1,0 +1,199 @@
+"""Matrix products on the WebAssembly SIMD kernel of ``web/gemm``, for NumPy under Pyodide.
+
+NumPy in Pyodide has no optimised BLAS. ``web/gemm/gemm.js`` instantiates a hand-written
+simd128 GEMM on Pyodide's own heap and registers it as the JS module ``scribblenet_gemm``;
+this backend hands it the data pointers of float32 arrays, so products run in place with no
+copies. Anything the kernel does not cover (other dtypes, strided or overlapping arrays, empty
+shapes) falls back to NumPy, so results never depend on whether the kernel is there.
+
+Importable natively: the JS module is only looked up when a backend is created.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from scribblenet.matmul import MatmulBackend
+
+__all__ = ["JS_MODULE", "WasmBackend", "load_wasm_backend", "self_test"]
+
+JS_MODULE = "scribblenet_gemm"  # must match JS_MODULE in web/gemm/gemm.js
+
+_F32 = np.dtype(np.float32)
+_INT32_MAX = 2**31 - 1
+
+
+def _layout(X: np.ndarray) -> tuple[str, int] | None:
+    """("n", ld) if X is row-major, ("t", ld) if it is the transpose of a row-major array."""
+    rows, cols = X.shape
+    s0, s1 = X.strides
+    # Strides of length-1 axes are meaningless in NumPy; treat them as packed.
+    if rows <= 1:
+        s0 = 4 * cols
+    if cols <= 1:
+        s1 = 4
+    if s1 == 4 and s0 % 4 == 0 and s0 >= 4 * cols:
+        return "n", max(s0 // 4, 1)
+    if rows <= 1:
+        s0 = 4
+    if cols <= 1:
+        s1 = 4 * rows
+    if s0 == 4 and s1 % 4 == 0 and s1 >= 4 * rows:
+        return "t", max(s1 // 4, 1)
+    return None
+
+
+def _address(X: np.ndarray) -> int:
+    return X.__array_interface__["data"][0]
+
+
+class WasmBackend(MatmulBackend):
+    """Float32 products on the WebAssembly SIMD kernel, NumPy for everything else."""
+
+    name = "wasm-simd"
+
+    def __init__(self, kernel: Any = None, min_work: int = 2048) -> None:
+        """Wrap the registered kernel module (or any object with the same three functions).
+
+        Parameters
+        ----------
+        kernel : the ``scribblenet_gemm`` JS module, imported when None; tests pass a stand-in
+            with ``gemm_nn``, ``gemm_tn``, ``gemm_nt`` taking
+            ``(M, N, K, A, lda, B, ldb, C, ldc, beta, bias)`` with byte addresses.
+        min_work : products with fewer multiply-adds (M·N·K) go to NumPy, where the call
+            into JavaScript would cost more than it saves.
+        """
+        if kernel is None:
+            kernel = importlib.import_module(JS_MODULE)  # ModuleNotFoundError natively
+        self._kernels = {"nn": kernel.gemm_nn, "tn": kernel.gemm_tn, "nt": kernel.gemm_nt}
+        self.relaxed = bool(getattr(kernel, "relaxed", False))
+        self.min_work = int(min_work)
+        self.calls = 0  # products the kernel ran (the rest went to NumPy)
+
+    def __repr__(self) -> str:
+        return f"WasmBackend(relaxed={self.relaxed}, min_work={self.min_work})"
+
+    def mm(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """A @ B: (M, K) @ (K, N) -> (M, N)."""
+        return self._product(A, B, out)
+
+    def mm_tn(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Aᵀ @ B: (K, M)ᵀ @ (K, N) -> (M, N); the weight gradient Xᵀ·dZ."""
+        return self._product(A.T, B, out)
+
+    def mm_nt(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """A @ Bᵀ: (M, K) @ (N, K)ᵀ -> (M, N); the input gradient dZ·Wᵀ."""
+        return self._product(A, B.T, out)
+
+    def _product(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        """A @ B for views A (M, K) and B (K, N), routed to the kernel when it can take them."""
+        plan = self._plan(A, B, out)
+        if plan is None:
+            return np.matmul(A, B, out=out)
+        name, lda, ldb, ldc = plan
+        if out is None:
+            out = np.empty((A.shape[0], B.shape[1]), dtype=_F32)  # (M, N)
+        M, K = A.shape
+        N = B.shape[1]
+        self._kernels[name](M, N, K, _address(A), lda, _address(B), ldb, _address(out), ldc, 0.0, 0)
+        self.calls += 1
+        return out
+
+    def _plan(self, A, B, out) -> tuple[str, int, int, int] | None:
+        """(kernel name, lda, ldb, ldc), or None when NumPy must do this product."""
+        if not (isinstance(A, np.ndarray) and isinstance(B, np.ndarray)):
+            return None
+        if A.ndim != 2 or B.ndim != 2 or A.dtype != _F32 or B.dtype != _F32:
+            return None
+        M, K = A.shape
+        K2, N = B.shape
+        # Mismatched and empty shapes go to NumPy too, which raises or returns as usual.
+        work = M * N * K
+        if K != K2 or work == 0 or self.min_work > work or max(M, N, K) > _INT32_MAX // 4:
+            return None
+        a, b = _layout(A), _layout(B)
+        # A stored (K, M) with A = stored.T is the kernel's "tn"; B stored (N, K) is "nt".
+        # Aᵀ @ Bᵀ ("tt") is not a product the network takes.
+        if a is None or b is None or a[0] + b[0] == "tt":
+            return None
+        ldc = N
+        if out is not None:
+            if not isinstance(out, np.ndarray) or out.dtype != _F32 or out.shape != (M, N):
+                return None
+            c = _layout(out)
+            if c is None or c[0] != "n" or not out.flags.writeable:
+                return None
+            # The kernel writes C while still reading A and B: they must not overlap.
+            if np.may_share_memory(out, A) or np.may_share_memory(out, B):
+                return None
+            ldc = c[1]
+        return a[0] + b[0], a[1], b[1], ldc
+
+
+def self_test(backend: MatmulBackend, rng: np.random.Generator) -> tuple[bool, float]:
+    """Compare `backend` with float64 NumPy on random shapes, odd edges included.
+
+    Parameters
+    ----------
+    backend : the backend under test (e.g. a WasmBackend).
+    rng : source of the random matrices.
+
+    Returns
+    -------
+    ok : True when every product is within float32 rounding of the reference.
+    max_abs_err : the largest absolute difference seen.
+    """
+    shapes = [(1, 1, 1), (3, 17, 5), (2, 16, 1), (17, 3, 33), (5, 10, 128), (33, 31, 29)]
+    shapes += [(128, 128, 20), (64, 10, 300), tuple(int(v) for v in rng.integers(1, 70, 3))]
+    # Tiny products would go to NumPy; lift the threshold so the kernel's edge tiles are tested.
+    min_work = getattr(backend, "min_work", None)
+    if min_work is not None:
+        backend.min_work = 0
+    ok, worst = True, 0.0
+    try:
+        for M, N, K in shapes:
+            A = rng.uniform(-1, 1, (M, K)).astype(np.float32)  # (M, K)
+            B = rng.uniform(-1, 1, (K, N)).astype(np.float32)  # (K, N)
+            A64, B64 = A.astype(np.float64), B.astype(np.float64)
+            expected = A64 @ B64  # (M, N)
+            # Float32 rounding of any summation order (FMA or not) is within K·u·|A|·|B|.
+            tol = (K + 2) * 2.0**-23 * (np.abs(A64) @ np.abs(B64)) + 1e-7  # (M, N)
+            for got in (
+                backend.mm(A, B),
+                backend.mm_tn(np.ascontiguousarray(A.T), B),
+                backend.mm_nt(A, np.ascontiguousarray(B.T)),
+                backend.mm(A, B, out=np.full((M, N), np.nan, dtype=np.float32)),
+            ):
+                err = np.abs(got.astype(np.float64) - expected)  # (M, N)
+                worst = max(worst, float(err.max()))
+                ok = ok and got.shape == (M, N) and bool(np.all(err <= tol))
+    finally:
+        if min_work is not None:
+            backend.min_work = min_work
+    return ok, worst
+
+
+def load_wasm_backend(rng: np.random.Generator | None = None) -> tuple[WasmBackend | None, str]:
+    """The kernel backend if ``gemm.js`` registered it and it passes `self_test`, else None.
+
+    Parameters
+    ----------
+    rng : random source for the self-test (a fixed seed when None).
+
+    Returns
+    -------
+    backend : a checked WasmBackend, or None when NumPy should be used.
+    reason : a short human-readable note on what was chosen and why.
+    """
+    try:
+        backend = WasmBackend()
+    except (ImportError, AttributeError) as err:
+        return None, f"WebAssembly kernel not installed ({err})"
+    ok, err = self_test(backend, rng or np.random.default_rng(0))
+    if not ok:
+        return None, f"WebAssembly kernel failed its self-test (max error {err:.3g})"
+    kind = "relaxed-SIMD FMA" if backend.relaxed else "SIMD"
+    return backend, f"WebAssembly {kind} kernel (self-test max error {err:.2g})"

@@ -1,0 +1,163 @@
+// Plugs the WebAssembly SIMD GEMM kernel (gemm.wasm) into Pyodide's heap so NumPy arrays can
+// be multiplied in place, without copies: NumPy under Pyodide has no optimised BLAS.
+//
+// Pyodide does not expose its WebAssembly.Memory, so it is caught as it is made:
+//
+//   import { captureWasmMemory, installGemm } from "./gemm/gemm.js";
+//   captureWasmMemory();                          // 1. before loadPyodide()
+//   const pyodide = await loadPyodide(...);       // 2.
+//   const gemm = await installGemm(pyodide);      // 3. {ok, simd, relaxed, reason}
+//   // 4. Python: backend, reason = scribblenet.wasm_matmul.load_wasm_backend()
+//   //            if backend: net.set_backend(backend)
+//
+// installGemm never throws: on any failure it returns ok: false with the reason, and Python
+// keeps using NumPy. The kernel is registered as the Python-importable module JS_MODULE.
+
+export const JS_MODULE = "scribblenet_gemm"; // must match JS_MODULE in wasm_matmul.py
+
+const captured = { original: null, proxy: null, memories: [] };
+
+/** Wrap the WebAssembly.Memory constructor to keep each memory made; call before loadPyodide. */
+export function captureWasmMemory() {
+  if (typeof WebAssembly === "undefined") return;
+  if (captured.proxy && WebAssembly.Memory === captured.proxy) return;
+  const original = WebAssembly.Memory;
+  captured.original = original;
+  // A Proxy keeps `instanceof`, the prototype and the static members of the real constructor.
+  captured.proxy = new Proxy(original, {
+    construct(target, args, newTarget) {
+      const realTarget = newTarget === captured.proxy ? target : newTarget;
+      const memory = Reflect.construct(target, args, realTarget);
+      captured.memories.push(memory);
+      return memory;
+    },
+  });
+  WebAssembly.Memory = captured.proxy;
+}
+
+// Put the real constructor back (only Pyodide's start-up needed watching) and let go of the
+// memories seen, which may belong to other modules.
+function releaseWasmMemory() {
+  if (captured.proxy && WebAssembly.Memory === captured.proxy) {
+    WebAssembly.Memory = captured.original;
+  }
+  captured.memories = [];
+}
+
+// Tiny modules for feature detection. simd128: () -> v128 { i8x16.splat(i32.const 0) }.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 8, 1, 6, 0, 65, 0, 253,
+  15, 11,
+]);
+// relaxed-SIMD: () -> v128 { f32x4.relaxed_madd(f32x4.splat(0), f32x4.splat(0), ...) }.
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 28, 1, 26, 0, 67, 0, 0,
+  0, 0, 253, 19, 67, 0, 0, 0, 0, 253, 19, 67, 0, 0, 0, 0, 253, 19, 253, 133, 2, 11,
+]);
+
+/** Which SIMD proposals this engine accepts: {simd, relaxed}. */
+export function detectFeatures() {
+  const valid = (bytes) => {
+    try {
+      return typeof WebAssembly !== "undefined" && WebAssembly.validate(bytes);
+    } catch {
+      return false;
+    }
+  };
+  const simd = valid(SIMD_PROBE);
+  return { simd, relaxed: simd && valid(RELAXED_PROBE) };
+}
+
+async function fetchBytes(url) {
+  const u = new URL(url, import.meta.url);
+  if (u.protocol === "file:") {
+    // Node (tests, benchmarks) has no fetch for file: URLs.
+    const { readFile } = await import("node:fs/promises");
+    return readFile(u);
+  }
+  const response = await fetch(u);
+  if (!response.ok) throw new Error(`${u.pathname}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function instantiate(url, memory) {
+  const { instance } = await WebAssembly.instantiate(await fetchBytes(url), { env: { memory } });
+  return instance.exports;
+}
+
+// Find which captured memory is Python's heap: Python puts a random marker into a bytes
+// object and reports the object's address (CPython's id()); the heap is the memory holding
+// the marker a few bytes past that address.
+function findPythonHeap(pyodide) {
+  const marker = `scribblenet-gemm-${Math.random().toString(36).slice(2)}`;
+  const probe = pyodide.runPython(`(lambda b: (b, id(b)))(${JSON.stringify(marker)}.encode())`);
+  try {
+    const address = probe.get(1);
+    const want = new TextEncoder().encode(marker);
+    const Shared = globalThis.SharedArrayBuffer;
+    for (const memory of captured.memories) {
+      if (Shared && memory.buffer instanceof Shared) continue; // Pyodide's heap is not shared
+      const heap = new Uint8Array(memory.buffer);
+      if (address + 64 + want.length > heap.length) continue;
+      for (let at = address; at < address + 64; at++) {
+        if (want.every((byte, i) => heap[at + i] === byte)) return memory;
+      }
+    }
+    return null;
+  } finally {
+    probe.destroy();
+  }
+}
+
+/**
+ * Instantiate the kernel on Pyodide's heap and register it as a Python module.
+ *
+ * @param pyodide  what loadPyodide resolved to (captureWasmMemory() must have run before it).
+ * @param wasmUrl  URL of gemm.wasm (default: beside this file; a relative string is resolved
+ *                 against this file); gemm_relaxed.wasm is taken from beside it when the engine
+ *                 has relaxed SIMD.
+ * @param options  {relaxed: false} keeps the simd128 kernel, whose results do not depend on
+ *                 the CPU (relaxed_madd may or may not fuse the multiply-add).
+ * @returns {Promise<{ok: boolean, simd: boolean, relaxed: boolean, reason: string}>}
+ */
+export async function installGemm(
+  pyodide,
+  wasmUrl = new URL("./gemm.wasm", import.meta.url),
+  options = {},
+) {
+  const { simd, relaxed: relaxedAvailable } = detectFeatures();
+  const result = { ok: false, simd, relaxed: false, reason: "" };
+  try {
+    if (!simd) throw new Error("this browser has no WebAssembly SIMD (simd128)");
+    if (!captured.proxy) throw new Error("captureWasmMemory() was not called before loadPyodide");
+    const memory = findPythonHeap(pyodide);
+    if (!memory) throw new Error("none of the captured WebAssembly memories is Pyodide's heap");
+    releaseWasmMemory();
+
+    let kernel = null;
+    if (relaxedAvailable && options.relaxed !== false) {
+      const href = new URL(wasmUrl, import.meta.url).href;
+      const relaxedUrl = new URL(href.replace(/\.wasm(\?.*)?$/, "_relaxed.wasm$1"));
+      try {
+        kernel = await instantiate(relaxedUrl, memory);
+      } catch (err) {
+        result.reason = `relaxed kernel unavailable (${err.message}); `;
+      }
+    }
+    kernel ??= await instantiate(wasmUrl, memory);
+    result.relaxed = kernel.gemm_features() === 3;
+    pyodide.registerJsModule(JS_MODULE, {
+      gemm_nn: kernel.gemm_nn,
+      gemm_tn: kernel.gemm_tn,
+      gemm_nt: kernel.gemm_nt,
+      features: kernel.gemm_features(),
+      relaxed: result.relaxed,
+    });
+    result.ok = true;
+    result.reason += result.relaxed ? "relaxed-SIMD FMA kernel" : "simd128 kernel";
+  } catch (err) {
+    releaseWasmMemory();
+    result.reason += String(err?.message ?? err);
+  }
+  return result;
+}
