@@ -138,3 +138,19 @@ def test_network_repr_and_predict_shapes():
     assert net.predict(X).shape == (10,)
     with pytest.raises(ValueError, match="input must have shape"):
         net.predict(np.zeros((2, 5)))
+
+
+@pytest.mark.slow
+def test_committed_dataset_trains_past_97_5_percent(repo_root):
+    """The page's default preset, trained natively on the committed compact file."""
+    from scribblenet.compact import read_compact
+
+    data = read_compact((repo_root / "web" / "data" / "mnist-compact-v1.bin").read_bytes())
+    assert len(data.y_train) == 60_000 and len(data.y_test) == 10_000
+    init_rng, data_rng = trainer_rngs(0)
+    net = Network(NetworkConfig(hidden=(256,)), init_rng)
+    config = TrainConfig(optimizer="adam", learning_rate=1e-3, batch_size=128, epochs=5)
+    trainer = Trainer(net, config, *data, rng=data_rng)
+    for _ in trainer.run():
+        pass
+    assert trainer.history["test_accuracy"][-1] >= 0.975
