@@ -1,0 +1,297 @@
+"""The Python half of the browser worker: dataset, current model and trainer behind plain dicts.
+
+Every method returns JSON-able values (dicts, lists, str, int, float, bool, bytes for model
+files), so the worker can hand them to JavaScript without keeping Python objects alive. Bad
+user input is reported as {"ok": False, "errors": {field: message}} rather than raised.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from .compact import read_compact
+from .config import NetworkConfig, TrainConfig
+from .ink import ink_to_mnist
+from .matmul import MatmulBackend
+from .model_io import ModelFileError, model_from_bytes, model_to_bytes
+from .network import Network
+from .training import Trainer, trainer_rngs
+
+__all__ = ["MAX_BROWSER_PARAMETERS", "Session", "parse_config"]
+
+# A tab's WebAssembly heap holds weights, gradients and optimiser state (~4 copies): keep it small.
+MAX_BROWSER_PARAMETERS = 5_000_000
+_NETWORK_FIELDS = ("hidden", "activation", "init", "dtype")
+_TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
+
+
+def _parse_hidden(value: Any) -> tuple[int, ...]:
+    if isinstance(value, list | tuple):
+        parts = [str(v) for v in value]
+    else:
+        parts = [p for p in re.split(r"[\s,]+", str(value).strip()) if p]
+    if not all(re.fullmatch(r"\d+", p) for p in parts):
+        raise ValueError(f"hidden layers must be whole numbers separated by commas, got {value!r}")
+    return tuple(int(p) for p in parts)
+
+
+def _parse_batch_size(value: Any) -> int | None:
+    if value is None or str(value).strip().lower() in ("", "0", "full", "all"):
+        return None  # full-batch gradient descent
+    return _parse_int("batch size", value)
+
+
+def _parse_int(name: str, value: Any) -> int:
+    text = str(value).strip()
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(text)
+
+
+def _parse_float(name: str, value: Any) -> float:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+_PARSERS = {
+    "hidden": _parse_hidden,
+    "batch_size": _parse_batch_size,
+    "epochs": lambda v: _parse_int("epochs", v),
+    "seed": lambda v: _parse_int("seed", v),
+    "learning_rate": lambda v: _parse_float("learning rate", v),
+    "weight_decay": lambda v: _parse_float("weight decay", v),
+    "momentum": lambda v: _parse_float("momentum", v),
+}
+
+
+def parse_config(form: dict[str, Any]) -> tuple[NetworkConfig | None, TrainConfig | None, dict]:
+    """Turn form values (strings or numbers) into configs, collecting one message per bad field.
+
+    Parameters
+    ----------
+    form : {field: value} with fields of NetworkConfig (hidden, activation, init, dtype) and
+        TrainConfig; "hidden" may be "256,128", batch_size "full"/0 for full batch.
+
+    Returns
+    -------
+    (network_config, train_config, errors); the configs are None when errors is non-empty.
+    """
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, raw in form.items():
+        if name not in _NETWORK_FIELDS and name not in _TRAIN_FIELDS:
+            errors[name] = f"unknown setting {name!r}"
+            continue
+        try:
+            value = _PARSERS.get(name, str)(raw)
+            # Each dataclass validates its own fields: try this one alone against the defaults.
+            (NetworkConfig if name in _NETWORK_FIELDS else TrainConfig)(**{name: value})
+            values[name] = value
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if errors:
+        return None, None, errors
+    network = NetworkConfig(**{k: v for k, v in values.items() if k in _NETWORK_FIELDS})
+    train = TrainConfig(**{k: v for k, v in values.items() if k in _TRAIN_FIELDS})
+    n_params = sum(a * b + b for a, b in itertools.pairwise(network.sizes))
+    if n_params > MAX_BROWSER_PARAMETERS:
+        errors["hidden"] = (
+            f"this network has {n_params:,} parameters; at most {MAX_BROWSER_PARAMETERS:,} fit "
+            "in a browser tab"
+        )
+        return None, None, errors
+    return network, train, errors
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays inside events → Python numbers and lists (JSON/JS friendly)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Session:
+    """One visitor's state: the dataset, the current network, and a trainer if one is running."""
+
+    def __init__(self) -> None:
+        self.data = None  # MNIST namedtuple once load_dataset has run
+        self.net: Network | None = None
+        self.source = "none"  # where the current weights came from: pretrained|trained|uploaded
+        self.trainer: Trainer | None = None
+        self.backend: MatmulBackend | None = None
+        self._pretrained: bytes | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """{architecture, activation, init, n_parameters, source, training} of the current model."""
+        if self.net is None:
+            return {"architecture": None, "source": self.source}
+        c = self.net.config
+        return {
+            "architecture": "-".join(str(s) for s in c.sizes),
+            "hidden": list(c.hidden),
+            "activation": c.activation,
+            "init": c.init,
+            "n_parameters": int(self.net.n_parameters),
+            "source": self.source,
+            "training": _plain(self.net.metadata.get("training", {})),
+        }
+
+    def set_backend(self, backend: MatmulBackend | None) -> None:
+        """Route matrix products of this and every later network through `backend`."""
+        self.backend = backend
+        if self.net is not None and backend is not None:
+            self.net.set_backend(backend)
+
+    def use_wasm_backend(self) -> dict[str, Any]:
+        """Multiply with the WebAssembly SIMD kernel if the worker installed it; {ok, reason}."""
+        from .wasm_matmul import load_wasm_backend
+
+        backend, reason = load_wasm_backend()
+        if backend is not None:
+            self.set_backend(backend)
+        return {"ok": backend is not None, "reason": reason}
+
+    def _use(self, net: Network, source: str) -> dict[str, Any]:
+        if self.backend is not None:
+            net.set_backend(self.backend)
+        self.net, self.source, self.trainer = net, source, None
+        return {"ok": True, "model": self.describe()}
+
+    def load_dataset(self, data: bytes) -> dict[str, Any]:
+        """Decode the compact dataset; {ok, n_train, n_test} or {ok: False, error}."""
+        try:
+            self.data = read_compact(bytes(data))
+        except ValueError as exc:
+            return {"ok": False, "error": f"the training data is corrupt: {exc}"}
+        return {"ok": True, "n_train": len(self.data.y_train), "n_test": len(self.data.y_test)}
+
+    def load_model(self, data: bytes, *, source: str = "uploaded") -> dict[str, Any]:
+        """Replace the current model by a model file's; {ok, model} or {ok: False, error}.
+
+        source="pretrained" also remembers the bytes for `reset_to_pretrained`.
+        """
+        try:
+            net = model_from_bytes(bytes(data))
+        except ModelFileError as exc:
+            return {"ok": False, "error": str(exc)}
+        if net.config.n_inputs != 784 or net.config.n_classes != 10:
+            return {"ok": False, "error": f"not a digit model: layer sizes {net.config.sizes}"}
+        if source == "pretrained":
+            self._pretrained = bytes(data)
+        return self._use(net, source)
+
+    def reset_to_pretrained(self) -> dict[str, Any]:
+        """Go back to the model the page shipped with."""
+        if self._pretrained is None:
+            return {"ok": False, "error": "the pretrained model has not been loaded"}
+        return self.load_model(self._pretrained, source="pretrained")
+
+    def export_model(self) -> bytes:
+        """The current model as .npz bytes, the same format as the command line writes."""
+        if self.net is None:
+            raise ValueError("there is no model to export yet")
+        return model_to_bytes(self.net)
+
+    def _validate(self, form: dict[str, Any]) -> tuple[Any, Any, dict[str, str]]:
+        """parse_config plus the checks that need the data: (network, train, errors)."""
+        network, train, errors = parse_config(dict(form))
+        if not errors and self.data is not None and train.batch_size is not None:
+            n = len(self.data.y_train)
+            if train.batch_size > n:
+                errors["batch_size"] = f"batch size must be at most {n} (the training set size)"
+        return network, train, errors
+
+    def configure(self, form: dict[str, Any]) -> dict[str, Any]:
+        """Validate hyperparameters; {ok, network, train} or {ok: False, errors: {field: msg}}."""
+        network, train, errors = self._validate(form)
+        if errors:
+            return {"ok": False, "errors": errors}
+        return {"ok": True, "network": network.to_dict(), "train": train.to_dict()}
+
+    def start_training(self, form: dict[str, Any]) -> dict[str, Any]:
+        """Build a fresh network from the form and a trainer for it; run it with `train_chunk`."""
+        network, train, errors = self._validate(form)
+        if self.data is None:
+            errors.setdefault("_", "the training data has not loaded yet")
+        if errors:
+            return {"ok": False, "errors": errors}
+        init_rng, data_rng = trainer_rngs(train.seed)
+        net = Network(network, init_rng)
+        net.metadata = {"training": {"where": "browser", "config": train.to_dict()}}
+        self._use(net, "trained")
+        d = self.data
+        self.trainer = Trainer(net, train, d.X_train, d.y_train, d.X_test, d.y_test, rng=data_rng)
+        return {
+            "ok": True,
+            "model": self.describe(),
+            "n_train": self.trainer.n_train,
+            "n_batches": self.trainer.n_batches,
+            "total_steps": self.trainer.total_steps,
+            "batch_size": self.trainer.batch_size,
+        }
+
+    def train_chunk(self, max_batches: int) -> list[dict[str, Any]]:
+        """Train up to `max_batches` batches; the Trainer's events as plain dicts."""
+        if self.trainer is None:
+            return []
+        events = [_plain(e) for e in self.trainer.run(max_batches)]
+        for e in events:
+            if e["type"] == "epoch" and "test_accuracy" in e:
+                self.net.metadata["training"].update(
+                    epochs=e["epoch"], test_accuracy=e["test_accuracy"]
+                )
+        if self.trainer.done:
+            self.trainer = None
+        return events
+
+    def stop_training(self) -> dict[str, Any]:
+        """Abandon the trainer, keeping the weights it has reached."""
+        self.trainer = None
+        return {"ok": True, "model": self.describe()}
+
+    def predict_ink(self, alpha: Any, width: int, height: int) -> dict[str, Any]:
+        """Classify a drawing from its canvas alpha channel (height, width), 0 = no ink.
+
+        Returns
+        -------
+        {"digit", "probabilities" (10 floats), "input28" (784 uint8 ints, the network's view)},
+        or {"empty": True, "message"} when the ink is not a digit (none, a speck, a full canvas).
+        """
+        if isinstance(alpha, np.ndarray):
+            ink = alpha.reshape(height, width)
+        else:
+            ink = np.frombuffer(bytes(alpha), dtype=np.uint8).reshape(height, width)  # (h, w)
+        if self.net is None:
+            return {"empty": True, "message": "the model is still loading"}
+        try:
+            image = ink_to_mnist(ink)  # (28, 28) uint8
+        except ValueError as exc:  # EmptyInkError ("draw a digit …") or a canvas full of ink
+            return {"empty": True, "message": str(exc)}
+        p = self.net.predict_proba(image.reshape(1, 784))[0].astype(np.float64)  # (10,)
+        return {
+            "empty": False,
+            "digit": int(p.argmax()),
+            "probabilities": (p / p.sum()).tolist(),
+            "input28": image.reshape(-1).tolist(),
+        }
+
+    def __repr__(self) -> str:
+        n = "no data" if self.data is None else f"{len(self.data.y_train)} training images"
+        return f"Session({n}, model={self.describe()['architecture']}, source={self.source})"

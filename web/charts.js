@@ -1,0 +1,144 @@
+// Live training charts (uPlot): cost per batch and per epoch, accuracy per epoch, and the
+// confusion matrix of the last epoch. Data arrive many times a second; drawing happens at most
+// once per animation frame.
+import uPlot from "./vendor/uplot/uPlot.esm.js";
+
+const COLORS = { batch: "#9db4d6", epoch: "#1f4e9c", train: "#c2571a", test: "#1f7a3d" };
+
+function chartWidth(container) {
+  return Math.max(240, container.clientWidth);
+}
+
+function makePlot(container, series, yLabel, xLabel, yRange, xIncrs = undefined) {
+  const opts = {
+    width: chartWidth(container),
+    height: 200,
+    series: [{ label: xLabel, value: (u, v) => (v == null ? "–" : v.toFixed(2)) }, ...series],
+    // Fixed ranges where the data allow, so the axes show before the first point arrives.
+    scales: {
+      x: { time: false, range: (u, min, max) => [0, Math.max(1, max ?? 1)] },
+      y: { range: yRange },
+    },
+    axes: [{ label: xLabel, incrs: xIncrs }, { label: yLabel, size: 56 }],
+    legend: { live: true },
+    cursor: { drag: { x: false, y: false } },
+  };
+  return new uPlot(opts, [[], ...series.map(() => [])], container);
+}
+
+export class TrainingCharts {
+  /** @param {{cost, accuracy: HTMLElement, confusion: HTMLTableElement, confusionEmpty: HTMLElement}} els */
+  constructor(els) {
+    this.els = els;
+    this.cost = makePlot(
+      els.cost,
+      [
+        { label: "cost (batch)", stroke: COLORS.batch, width: 1, points: { show: false } },
+        { label: "cost (epoch)", stroke: COLORS.epoch, width: 2, spanGaps: true, points: { show: true, size: 6 } },
+      ],
+      "cost",
+      "epoch",
+      (u, min, max) => [0, Math.max(0.5, (max ?? 2.5) * 1.05)],
+    );
+    const pct = (u, v) => (v == null ? "–" : `${v.toFixed(1)} %`);
+    this.accuracy = makePlot(
+      els.accuracy,
+      [
+        { label: "train", stroke: COLORS.train, width: 2, value: pct, points: { show: true, size: 6 } },
+        { label: "test", stroke: COLORS.test, width: 2, value: pct, points: { show: true, size: 6 } },
+      ],
+      "accuracy %",
+      "epoch",
+      (u, min, max) => [min == null ? 0 : Math.max(0, Math.floor(min - 2)), 100],
+      [1, 2, 5, 10, 20, 50, 100, 200, 500], // whole epochs
+    );
+    new ResizeObserver(() => {
+      for (const [plot, el] of [[this.cost, els.cost], [this.accuracy, els.accuracy]]) {
+        plot.setSize({ width: chartWidth(el), height: 200 });
+      }
+    }).observe(els.cost);
+    this.reset();
+  }
+
+  reset() {
+    this.costData = [[], [], []]; // x (epochs, fractional), batch cost, epoch cost
+    this.accData = [[], [], []]; // epoch, train %, test %
+    this.#schedule();
+    this.showConfusion(null);
+  }
+
+  addBatch(e) {
+    const x = e.epoch - 1 + e.batch / e.n_batches;
+    this.costData[0].push(x);
+    this.costData[1].push(e.cost);
+    this.costData[2].push(null);
+    this.#schedule();
+  }
+
+  addEpoch(e) {
+    const [xs, , epochCost] = this.costData;
+    // The epoch's mean cost sits on its last batch.
+    if (xs.length && Math.abs(xs[xs.length - 1] - e.epoch) < 1e-9) epochCost[epochCost.length - 1] = e.cost;
+    this.accData[0].push(e.epoch);
+    this.accData[1].push(100 * e.train_accuracy);
+    this.accData[2].push(e.test_accuracy == null ? null : 100 * e.test_accuracy);
+    this.#schedule();
+    if (e.confusion) this.showConfusion(e.confusion, e.epoch);
+  }
+
+  #schedule() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.cost.setData(this.costData);
+      this.accuracy.setData(this.accData);
+      // Test hooks and a text alternative: how many points, and the first and last cost.
+      const costs = this.costData[1];
+      Object.assign(this.els.cost.dataset, {
+        points: costs.length,
+        first: costs.length ? costs[0] : "",
+        last: costs.length ? costs[costs.length - 1] : "",
+      });
+      this.els.cost.setAttribute(
+        "aria-label",
+        costs.length
+          ? `Cost chart: ${costs.length} batches, cost from ${costs[0].toFixed(3)} to ${costs[costs.length - 1].toFixed(3)}`
+          : "Cost chart: no training yet",
+      );
+    });
+  }
+
+  /** Fill the 10×10 table: row = true digit, column = predicted; shade ∝ row share. */
+  showConfusion(matrix, epoch) {
+    const table = this.els.confusion;
+    table.replaceChildren();
+    table.hidden = !matrix;
+    this.els.confusionEmpty.hidden = Boolean(matrix);
+    if (!matrix) return;
+    table.createCaption().textContent =
+      `Confusion matrix after epoch ${epoch} (test set): rows are the true digit, columns the prediction`;
+    const head = table.createTHead().insertRow();
+    const corner = head.appendChild(document.createElement("th"));
+    corner.innerHTML = '<abbr title="true digit (rows) and predicted digit (columns)">true\\pred</abbr>';
+    for (let j = 0; j < 10; j++) {
+      const th = head.appendChild(document.createElement("th"));
+      th.scope = "col";
+      th.textContent = j;
+    }
+    const body = table.createTBody();
+    matrix.forEach((row, i) => {
+      const tr = body.insertRow();
+      const th = tr.appendChild(document.createElement("th"));
+      th.scope = "row";
+      th.textContent = i;
+      const total = row.reduce((a, b) => a + b, 0) || 1;
+      row.forEach((count, j) => {
+        const td = tr.insertCell();
+        td.textContent = count;
+        const share = count / total;
+        td.className = i === j ? "hit" : count ? "miss" : "";
+        td.style.setProperty("--share", share.toFixed(3));
+      });
+    });
+  }
+}

@@ -1,0 +1,71 @@
+// The page ⇄ worker protocol. Every request carries an `id`; the worker answers it exactly once
+// with a reply of the listed type and the same `id`, or with {id, type: "error", message}.
+// Events without an `id` stream from the worker on their own.
+//
+//  request    payload                               reply (same id)
+//  ─────────  ────────────────────────────────────  ──────────────────────────────────────────────
+//  init       {savedModel: ArrayBuffer | null}      ready      {model, warning?}  (can predict now)
+//  configure  {config: {field: string}}             configured {ok, errors?: {field: message},
+//                                                              network?, train?}
+//  train      {config}                              started    {ok, errors?, model, n_train,
+//                                                              n_batches, total_steps, batch_size}
+//  pause      {}                                    paused
+//  resume     {}                                    resumed
+//  stop       {}                                    stopped    (and a "done" event, reason stopped)
+//  predict    {alpha: ArrayBuffer (transferred),    prediction {empty: false, digit, input28[784],
+//              width, height}                                  probabilities[10]}
+//                                                              | {empty: true, message}
+//  reset      {}                                    model      {ok, model | error}  (pretrained)
+//  export     {}                                    exported   {bytes: ArrayBuffer (transferred)}
+//  import     {bytes: ArrayBuffer}                  model      {ok, model | error}
+//
+//  event      payload (no id)
+//  ─────────  ─────────────────────────────────────────────────────────────────────────────────
+//  stage      {stage: runtime|packages|model|data, state: loading|done|error, ms?, detail?}
+//  dataset    {n_train, n_test, backend}  training is possible; backend: how matrices multiply
+//  batch      the Trainer's batch event   {epoch, batch, n_batches, step, total_steps, cost, …}
+//  epoch      the Trainer's epoch event   {epoch, cost, train_accuracy, test_accuracy, confusion}
+//  done       training ended              {reason: finished|stopped|replaced|diverged|error,
+//                                          model, message?}
+//  error      {message}                   the worker itself failed (e.g. could not start)
+//
+// `model` is Session.describe(): {architecture: "784-128-10", hidden, activation, init,
+// n_parameters, source: pretrained|saved|trained|uploaded, training: {epochs?, test_accuracy?, …}}.
+
+/** A promise-per-request client for the worker, plus a listener for streamed events. */
+export class WorkerClient {
+  constructor(worker, onEvent) {
+    this.worker = worker;
+    this.onEvent = onEvent;
+    this.nextId = 1;
+    this.pending = new Map(); // id -> {resolve, reject}
+    worker.addEventListener("message", (e) => this.#receive(e.data));
+    worker.addEventListener("error", (e) => {
+      // The worker could not start (or crashed): nothing pending will ever be answered.
+      const message = e.message || "the worker failed to start";
+      for (const { reject } of this.pending.values()) reject(new Error(message));
+      this.pending.clear();
+      onEvent({ type: "error", message });
+    });
+  }
+
+  /** Send a request; resolves with the reply, rejects with an Error on an "error" reply. */
+  request(type, payload = {}, transfer = []) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, type, ...payload }, transfer);
+    });
+  }
+
+  #receive(msg) {
+    const waiter = msg.id === undefined ? undefined : this.pending.get(msg.id);
+    if (!waiter) {
+      this.onEvent(msg);
+      return;
+    }
+    this.pending.delete(msg.id);
+    if (msg.type === "error") waiter.reject(new Error(msg.message));
+    else waiter.resolve(msg);
+  }
+}

@@ -1,0 +1,244 @@
+// The module worker that owns Pyodide. It starts loading the moment it is created, reports each
+// stage, then answers the requests listed in protocol.js. Training runs in short chunks with a
+// yield to the event loop between them, so pause, stop and predict get through mid-training.
+import { loadPyodide } from "./pyodide/pyodide.mjs";
+import { captureWasmMemory, installGemm } from "./gemm/gemm.js";
+
+const base = new URL("./", import.meta.url);
+const CHUNK_MS = 80; // target length of one training chunk; the page waits at most this long
+const post = (msg, transfer = []) => self.postMessage(msg, transfer);
+
+async function stage(name, work) {
+  const t0 = performance.now();
+  post({ type: "stage", stage: name, state: "loading" });
+  try {
+    const result = await work();
+    post({ type: "stage", stage: name, state: "done", ms: Math.round(performance.now() - t0) });
+    return result;
+  } catch (err) {
+    post({ type: "stage", stage: name, state: "error", detail: err.message });
+    throw err;
+  }
+}
+
+const yieldToEventLoop = () =>
+  new Promise((resolve) => {
+    const channel = new MessageChannel(); // unlike setTimeout, not clamped to 4 ms
+    channel.port1.onmessage = resolve;
+    channel.port2.postMessage(null);
+  });
+
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Fetch a site file as bytes, checked against the manifest's sha256 when it has one. */
+async function fetchVerified(manifest, path, priority = "auto") {
+  const response = await fetch(new URL(path, base), { priority });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const expected = manifest.files?.[path]?.sha256;
+  if (expected && crypto.subtle && (await sha256Hex(bytes)) !== expected) {
+    throw new Error(`${path} is corrupt (its sha256 does not match the manifest)`);
+  }
+  return bytes;
+}
+
+// ── Loading: the downloads start at once, in parallel with the runtime. ──────────────────────
+let pyodide, session, py; // py: the Session's bound methods, proxied once and reused
+const manifestPromise = fetch(new URL("manifest.json", base)).then((r) => {
+  if (!r.ok) throw new Error(`manifest.json: HTTP ${r.status}`);
+  return r.json();
+});
+const modelBytes = manifestPromise.then((m) => fetchVerified(m, m.model));
+// The dataset is only needed for training: on a slow line it must not hold up the runtime.
+const dataBytes = manifestPromise.then((m) => fetchVerified(m, m.dataset, "low"));
+modelBytes.catch(() => {}); // handled where awaited; silence "unhandled rejection" meanwhile
+dataBytes.catch(() => {});
+let initOptions; // set by the "init" request: {savedModel?}
+const initReceived = new Promise((resolve) => (initOptions = resolve));
+
+captureWasmMemory(); // before loadPyodide: lets the SIMD matmul kernel find Python's heap later
+const runtime = stage("runtime", () => loadPyodide({ indexURL: new URL("./pyodide/", base).href }));
+runtime.catch(() => {}); // reported by stage(); awaited below
+
+const loaded = (async () => {
+  const manifest = await manifestPromise;
+  // Warm the HTTP cache with the wheels loadPackage will ask for once the runtime is up, so
+  // their download overlaps the runtime's start instead of following it.
+  for (const path of Object.keys(manifest.files ?? {})) {
+    if (path.endsWith(".whl")) fetch(new URL(path, base)).then((r) => r.blob()).catch(() => {});
+  }
+  pyodide = await runtime;
+  await stage("packages", async () => {
+    const wheel = new URL(manifest.wheel, base).href;
+    await pyodide.loadPackage(["numpy", "pillow", wheel], { messageCallback: () => {} });
+    const module = pyodide.pyimport("scribblenet.session");
+    session = module.Session();
+    module.destroy();
+    py = {};
+    for (const name of ["load_dataset", "load_model", "reset_to_pretrained", "export_model",
+      "configure", "start_training", "train_chunk", "stop_training", "predict_ink", "describe",
+      "use_wasm_backend"]) {
+      py[name] = session[name];
+    }
+  });
+  const { savedModel } = await initReceived;
+  const ready = await stage("model", async () => {
+    const pretrained = call("load_model", [await modelBytes], { source: "pretrained" });
+    if (!pretrained.ok) throw new Error(pretrained.error);
+    if (!savedModel) return pretrained;
+    const saved = call("load_model", [new Uint8Array(savedModel)], { source: "saved" });
+    return saved.ok ? saved : { ...pretrained, warning: `saved model ignored: ${saved.error}` };
+  });
+  return ready;
+})();
+loaded.catch(() => {}); // every request awaits it and reports its error
+
+// Training needs the data and, for speed, the SIMD matmul kernel; predicting needs neither.
+const dataLoaded = loaded.then(async () => {
+  await yieldToEventLoop(); // predictions that waited for the model go first
+  return stage("data", async () => {
+    const result = call("load_dataset", [await dataBytes]);
+    if (!result.ok) throw new Error(result.error);
+    const gemm = await installGemm(pyodide, new URL("./gemm/gemm.wasm", base));
+    const backend = gemm.ok ? call("use_wasm_backend") : { ok: false, reason: gemm.reason };
+    post({ type: "dataset", n_train: result.n_train, n_test: result.n_test, backend: backend.reason });
+    return result;
+  });
+});
+dataLoaded.catch(() => {});
+
+/** Call a Session method with JS arguments; returns plain JS values and leaks no proxies. */
+function call(name, args = [], kwargs = null) {
+  const pyArgs = args.map((a) => (a !== null && typeof a === "object" ? pyodide.toPy(a) : a));
+  let result;
+  try {
+    result = kwargs ? py[name].callKwargs(...pyArgs, kwargs) : py[name](...pyArgs);
+  } finally {
+    for (const a of pyArgs) a?.destroy?.();
+  }
+  if (!(result instanceof pyodide.ffi.PyProxy)) return result;
+  try {
+    return result.toJs({ dict_converter: Object.fromEntries, create_pyproxies: false });
+  } finally {
+    result.destroy();
+  }
+}
+
+// ── Training: chunks of batches sized to CHUNK_MS, then a yield so messages get in. ─────────
+let run = null; // {paused, batches} while a trainer exists
+
+function finish(reason, extra = {}) {
+  run = null;
+  post({ type: "done", reason, model: call("describe"), ...extra });
+}
+
+async function trainLoop(current) {
+  if (current.looping) return; // a pause and resume within one yield: the old loop goes on
+  current.looping = true;
+  try {
+    await trainChunks(current);
+  } catch (err) {
+    if (run === current) finish("error", { message: err.message });
+  } finally {
+    current.looping = false;
+  }
+}
+
+async function trainChunks(current) {
+  for (;;) {
+    // Yield first: the request that started (or resumed) training is answered before any batch.
+    await yieldToEventLoop();
+    if (run !== current || current.paused) return;
+    const t0 = performance.now();
+    const events = call("train_chunk", [current.batches]);
+    const ms = performance.now() - t0;
+    let ended = null;
+    for (const event of events) {
+      if (event.type === "done") ended = { reason: "finished", ...event, type: "done" };
+      else if (event.type === "diverged") ended = { ...event, type: "done", reason: "diverged", message: event.reason };
+      else post(event);
+    }
+    if (ended) return finish(ended.reason, ended);
+    // Re-size the chunk from this one's speed; epoch ends (a test-set pass) would skew it.
+    const batches = events.filter((e) => e.type === "batch").length;
+    if (batches && !events.some((e) => e.type === "epoch")) {
+      const target = (current.batches * CHUNK_MS) / Math.max(ms, 1);
+      current.batches = Math.max(1, Math.min(1000, Math.round(0.5 * current.batches + 0.5 * target)));
+    }
+  }
+}
+
+// ── Requests ─────────────────────────────────────────────────────────────────────────────────
+const handlers = {
+  async init(msg) {
+    initOptions({ savedModel: msg.savedModel });
+    const ready = await loaded;
+    return { type: "ready", model: ready.model, warning: ready.warning };
+  },
+  async configure(msg) {
+    await loaded;
+    return { type: "configured", ...call("configure", [msg.config]) };
+  },
+  async train(msg) {
+    await dataLoaded;
+    if (run) finish("replaced");
+    const result = call("start_training", [msg.config]);
+    if (result.ok) {
+      run = { paused: false, batches: 1 };
+      trainLoop(run);
+    }
+    return { type: "started", ...result };
+  },
+  pause() {
+    if (run) run.paused = true;
+    return { type: "paused" };
+  },
+  resume() {
+    if (run?.paused) {
+      run.paused = false;
+      trainLoop(run);
+    }
+    return { type: "resumed" };
+  },
+  stop() {
+    if (run) {
+      call("stop_training");
+      finish("stopped");
+    }
+    return { type: "stopped" };
+  },
+  async predict(msg) {
+    await loaded;
+    return { type: "prediction", ...call("predict_ink", [new Uint8Array(msg.alpha), msg.width, msg.height]) };
+  },
+  async reset() {
+    await loaded;
+    if (run) finish("replaced");
+    return { type: "model", ...call("reset_to_pretrained") };
+  },
+  async export() {
+    await loaded;
+    const bytes = call("export_model");
+    return [{ type: "exported", bytes: bytes.buffer }, [bytes.buffer]];
+  },
+  async import(msg) {
+    await loaded;
+    if (run) finish("replaced");
+    return { type: "model", ...call("load_model", [new Uint8Array(msg.bytes)]) };
+  },
+};
+
+self.onmessage = async ({ data: msg }) => {
+  try {
+    const handler = handlers[msg.type];
+    if (!handler) throw new Error(`unknown request type ${JSON.stringify(msg.type)}`);
+    const reply = await handler(msg);
+    const [body, transfer] = Array.isArray(reply) ? reply : [reply, []];
+    post({ id: msg.id, ...body }, transfer);
+  } catch (err) {
+    post({ id: msg.id, type: "error", message: err.message ?? String(err) });
+  }
+};
