@@ -45,7 +45,19 @@ UPLOT_FILES = ("uPlot.esm.js", "uPlot.min.css")
 
 # Sources and docs in web/ that the page never loads.
 # bench.mjs: the kernel micro-benchmark runs under Node, never in the page.
-EXCLUDE = ("*.c", "*.h", "*.o", "*.md", "*.txt", "README*", "Makefile", "*.sh", ".*", "*~", "bench.mjs")
+EXCLUDE = (
+    "*.c",
+    "*.h",
+    "*.o",
+    "*.md",
+    "*.txt",
+    "README*",
+    "Makefile",
+    "*.sh",
+    ".*",
+    "*~",
+    "bench.mjs",
+)
 DOC_SUFFIXES = (".md", ".txt", ".json")  # not candidates for "the dataset"
 MODEL_PATH = "models/pretrained.npz"
 
