@@ -47,8 +47,9 @@ def _run_default(data_dir: str | None) -> dict:
         "seconds": time.perf_counter() - start,
         "test_accuracy": trainer.history["test_accuracy"][-1],
         "examples_per_s": sum(rates) / len(rates),
-        "config": f"{net!r}, {trainer.optimizer!r}, batch {DEFAULT_TRAINING.batch_size}, "
-        f"{DEFAULT_TRAINING.epochs} epochs, {DEFAULT_TRAINING.lr_schedule} schedule",
+        "config": f"{net!r}, {DEFAULT_TRAINING.optimizer} lr {DEFAULT_TRAINING.learning_rate:g}, "
+        f"batch {DEFAULT_TRAINING.batch_size}, {DEFAULT_TRAINING.epochs} epochs, "
+        f"{DEFAULT_TRAINING.lr_schedule} schedule",
     }
 
 
