@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-__all__ = ["MIME_TYPES", "make_server", "serve"]
+__all__ = ["MIME_TYPES", "QuietServer", "make_server", "serve"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,6 +89,18 @@ class SubPathHandler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A threaded server that ignores clients hanging up mid-response (no traceback)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """Report errors like the stdlib, except a client that went away (reload, Stop)."""
+        if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset, …
+            return
+        super().handle_error(request, client_address)
+
+
 def make_server(
     dist_dir: Path | str,
     port: int = 8000,
@@ -96,7 +108,7 @@ def make_server(
     host: str = "127.0.0.1",
     quiet: bool = False,
     no_cache: bool = True,
-) -> tuple[http.server.ThreadingHTTPServer, str]:
+) -> tuple[QuietServer, str]:
     """Create (but do not start) a threaded server for ``dist_dir``; return it and its URL."""
     dist = Path(dist_dir).resolve()
     if not (dist / "index.html").is_file():
@@ -108,16 +120,13 @@ def make_server(
     handler = type(
         "Handler", (SubPathHandler,), {"base": base, "quiet": quiet, "no_cache": no_cache}
     )
-    server = http.server.ThreadingHTTPServer(
-        (host, port), functools.partial(handler, directory=str(dist))
-    )
-    server.daemon_threads = True
+    server = QuietServer((host, port), functools.partial(handler, directory=str(dist)))
     return server, f"http://{host}:{server.server_address[1]}{base}"
 
 
 def serve(
     dist_dir: Path | str, port: int = 0, base: str = "/scribblenet/", host: str = "127.0.0.1"
-) -> tuple[http.server.ThreadingHTTPServer, str]:
+) -> tuple[QuietServer, str]:
     """Serve ``dist_dir`` from a daemon thread (quietly); return the server and page URL.
 
     Parameters

@@ -78,11 +78,19 @@ def test_configure_normalises_a_valid_form(session: Session) -> None:
     assert result["train"]["seed"] == 3
 
 
-@pytest.mark.parametrize("full", ["full", "FULL", "0", "", None])
+@pytest.mark.parametrize("full", ["full", "FULL", " all ", "", None])
 def test_full_batch_spellings(full) -> None:
     _, train, errors = parse_config({"batch_size": full})
     assert errors == {}
     assert train.batch_size is None
+
+
+@pytest.mark.parametrize("zero", ["0", 0, "-3", "+0"])
+def test_batch_size_zero_is_an_error_not_full_batch(zero) -> None:
+    _, train, errors = parse_config({"batch_size": zero})
+    assert train is None
+    assert "batch size must be at least 1" in errors["batch_size"]
+    assert "'full'" in errors["batch_size"]  # says how to ask for full batch
 
 
 def test_empty_hidden_is_softmax_regression() -> None:

@@ -7,9 +7,29 @@ import { saveModel, loadSavedModel, forgetModel } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 
+// ?debug (tests only) passes its query to the worker, which then accepts "debug" requests.
+const pageQuery = new URLSearchParams(location.search);
+const DEBUG = pageQuery.has("debug");
+const WORKER_URL = new URL(`./worker.js${DEBUG ? location.search : ""}`, import.meta.url);
+// A worker that stays silent this long while a request or a ping is waiting is presumed dead.
+// Long: an epoch's test pass on the biggest network takes tens of seconds on a slow phone.
+const WATCHDOG_MS = Number((DEBUG && pageQuery.get("watchdog")) || 120_000);
+const MAX_RESTARTS = 3; // automatic restarts within RESTART_WINDOW_MS; after that, a Retry button
+const RESTART_WINDOW_MS = 5 * 60_000;
+
 // Start the worker first: everything else on the page waits for it.
-const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-const client = new WorkerClient(worker, onEvent);
+let worker, client;
+function startWorker() {
+  // Started from a blob: URL so that it inherits this page's Content-Security-Policy: a worker
+  // loaded from its own URL would get only its response's CSP header, and GitHub Pages sends
+  // none. So connect-src 'self' binds the worker (and Python inside it) too.
+  const source = `import ${JSON.stringify(WORKER_URL.href)};\n`;
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  worker = new Worker(url, { type: "module" });
+  URL.revokeObjectURL(url);
+  client = new WorkerClient(worker, onEvent);
+}
+startWorker();
 
 const FIELDS = ["hidden", "activation", "init", "optimizer", "learning_rate", "batch_size", "epochs", "seed", "dtype"];
 const PRESETS = {
@@ -19,9 +39,11 @@ const PRESETS = {
   tutorial: { label: "The tutorial's: 50 sigmoid, full-batch gradient descent, lr 0.1", hidden: "50", activation: "sigmoid", init: "tutorial", optimizer: "sgd", learning_rate: "0.1", batch_size: "full", epochs: "100", seed: "1", dtype: "float32" },
   custom: { label: "Custom" },
 };
+const STAGE_NAME = { runtime: "the Python runtime", packages: "NumPy, Pillow and scribblenet", model: "the pretrained model", data: "the training data" };
 const STAGE_TEXT = { runtime: "Loading the Python runtime…", packages: "Loading NumPy, Pillow and scribblenet…", model: "Loading the pretrained model…", data: "Loading the training data…" };
 
-const state = { ready: false, dataReady: false, training: null, model: null };
+// notice: why the worker was restarted, kept in the status line until the next training run
+const state = { ready: false, dataReady: false, training: null, model: null, restarts: [], notice: "" };
 const form = $("train-form");
 const charts = new TrainingCharts({ cost: $("cost-chart"), accuracy: $("accuracy-chart"), confusion: $("confusion"), confusionEmpty: $("confusion-empty") });
 const pad = new InkPad($("pad"), predict);
@@ -41,14 +63,20 @@ function onEvent(msg) {
       li.dataset.ms = msg.ms ?? "";
       const stages = [...document.querySelectorAll("#stages li")];
       $("stages").dataset.done = String(stages.every((el) => el.dataset.state === "done"));
-      if (msg.state === "loading" && !state.ready) setStatus(STAGE_TEXT[msg.stage]);
-      if (msg.state === "error") setStatus(`Could not load (${msg.stage}): ${msg.detail}`);
+      if (msg.state === "loading" && !state.ready) setStatus(`${state.notice}${STAGE_TEXT[msg.stage]}`);
+      if (msg.state === "error") loadFailed(`Could not load ${STAGE_NAME[msg.stage]}: ${msg.detail}.`);
       break;
     }
+    case "fatal":
+      workerDied(`the Python runtime failed (${shortError(msg)})`);
+      break;
+    case "crash":
+      workerDied(msg.message);
+      break;
     case "dataset":
       state.dataReady = true;
       $("backend").textContent = `Matrix products: ${msg.backend}.`;
-      if (state.ready) setStatus(`Ready: draw a digit, or train on ${msg.n_train.toLocaleString()} MNIST images.`);
+      if (state.ready && !state.notice) setStatus(`Ready: draw a digit, or train on ${msg.n_train.toLocaleString()} MNIST images.`);
       updateButtons();
       break;
     case "batch":
@@ -56,6 +84,7 @@ function onEvent(msg) {
       showProgress(msg);
       break;
     case "epoch":
+      if (DEBUG) window.scribblenet.epochs.push(msg);
       charts.addEpoch(msg);
       break;
     case "done":
@@ -175,7 +204,8 @@ async function startTraining() {
   clearTimeout(validateTimer);
   $("train").disabled = true;
   const config = readForm();
-  const reply = await client.request("train", { config }).catch((err) => ({ ok: false, errors: { _: shortError(err) } }));
+  const subset = DEBUG && pageQuery.has("subset") ? Number(pageQuery.get("subset")) : undefined;
+  const reply = await client.request("train", { config, subset }).catch((err) => ({ ok: false, errors: { _: shortError(err) } }));
   showErrors(reply.errors);
   if (!reply.ok) {
     const first = FIELDS.find((f) => reply.errors?.[f]);
@@ -184,6 +214,7 @@ async function startTraining() {
     return;
   }
   charts.reset();
+  state.notice = "";
   state.training = { paused: false, started: performance.now() };
   showModel(reply.model);
   setStatus(`Training ${reply.model.architecture} on ${reply.n_train.toLocaleString()} images…`);
@@ -216,6 +247,7 @@ function renderProgress() {
 }
 
 async function trainingEnded(msg) {
+  if (!state.training && msg.reason === "replaced") return; // a restart's leftovers
   state.training = null;
   updateButtons();
   showModel(msg.model);
@@ -229,7 +261,9 @@ async function trainingEnded(msg) {
   setStatus(text);
   $("progress-text").textContent = text;
   if (msg.reason === "finished") $("progress").value = 1;
-  if (msg.reason !== "replaced") await persistModel(); // "replaced": reset/upload took over
+  // "replaced": reset/upload took over; a diverged first epoch brings back the previous model,
+  // which is the pretrained one or already saved.
+  if (msg.reason !== "replaced" && msg.model?.source === "trained") await persistModel();
   if (pad.hasInk) predict(); // the drawing, read by the new network
 }
 
@@ -327,17 +361,30 @@ $("download").addEventListener("click", async () => {
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 });
 
+const MAX_MODEL_BYTES = 256 * 1024 * 1024; // = scribblenet.model_io.MAX_FILE_BYTES
+
+function modelMessage(text) {
+  $("model-message").textContent = text;
+  if (text) setStatus(text);
+}
+
 $("upload-button").addEventListener("click", () => $("upload").click());
 $("upload").addEventListener("change", async (e) => {
   const file = e.target.files[0];
   e.target.value = "";
   if (!file) return;
-  const bytes = await file.arrayBuffer();
-  const reply = await client.request("import", { bytes }); // copied: `bytes` is saved below
-  if (!reply.ok) {
-    setStatus(`Could not use ${file.name}: ${reply.error}`);
+  if (file.size > MAX_MODEL_BYTES) {
+    modelMessage(`Could not use ${file.name}: it is larger than 256 MB, so it is not a scribblenet model. The current model is unchanged.`);
     return;
   }
+  const bytes = await file.arrayBuffer();
+  // Copied, not transferred: `bytes` is saved below.
+  const reply = await client.request("import", { bytes }).catch((err) => ({ ok: false, error: shortError(err) }));
+  if (!reply.ok) {
+    modelMessage(`Could not use ${file.name}: ${reply.error}. The current model is unchanged.`);
+    return;
+  }
+  modelMessage("");
   showModel(reply.model);
   setStatus(`Using ${file.name}.`);
   await saveModel(bytes, reply.model).catch((err) => console.warn(err));
@@ -355,20 +402,81 @@ function formatSeconds(s) {
   return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
 }
 
-applyPreset("fast");
-showPrediction(null);
-updateButtons();
-(async () => {
+// ── Worker life: start-up, load failures (Retry), crashes (restart with the saved model) ──
+function loadFailed(text) {
+  setStatus(`${text} Check the connection and press Retry.`, false);
+  $("retry").hidden = false;
+}
+
+function workerDied(reason) {
+  if (!worker) return;
+  worker.terminate();
+  worker = null;
+  client.close(new Error(`the worker stopped: ${reason}`));
+  const wasReady = state.ready;
+  if (state.training) $("progress-text").textContent = "Training was interrupted: the worker stopped.";
+  Object.assign(state, { ready: false, dataReady: false, training: null });
+  updateButtons();
+  if (!wasReady) {
+    loadFailed(`Could not start: ${reason}.`);
+    return;
+  }
+  const now = performance.now();
+  state.restarts = state.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+  if (state.restarts.length >= MAX_RESTARTS) {
+    loadFailed(`The worker stopped again (${reason}); it has been restarted ${MAX_RESTARTS} times.`);
+    return;
+  }
+  state.restarts.push(now);
+  state.notice = `The worker stopped (${reason}) and was restarted. `;
+  restart(`${state.notice}`, true);
+}
+
+function restart(text, crashed = false) {
+  if (!crashed) state.notice = "";
+  if (worker) worker.terminate();
+  $("retry").hidden = true;
+  for (const li of document.querySelectorAll("#stages li")) li.dataset.state = "";
+  $("stages").dataset.done = "false";
+  setStatus(text, false);
+  startWorker();
+  boot(crashed);
+}
+$("retry").addEventListener("click", () => restart("Retrying…"));
+
+// Liveness: a worker that dies quietly (killed, closed, hung) never answers again.
+setInterval(() => {
+  if (!state.ready || !client) return;
+  const silent = performance.now() - client.lastHeard;
+  if (silent > WATCHDOG_MS && client.pending.size) workerDied(`no answer for ${Math.round(silent / 1000)} s`);
+  else if (silent > WATCHDOG_MS / 2 && !client.pending.size) client.request("ping").catch(() => {});
+}, Math.min(2000, WATCHDOG_MS / 4));
+
+async function boot(crashed = false) {
   const saved = await loadSavedModel();
+  const booting = client;
   try {
     const reply = await client.request("init", { savedModel: saved?.bytes ?? null });
+    if (booting !== client) return;
     state.ready = true;
     showModel(reply.model);
     if (reply.warning) console.warn("scribblenet:", reply.warning);
-    setStatus(state.dataReady ? "Ready: draw a digit, or train your own network." : "Ready: draw a digit. (The training data is still loading.)");
+    const restored = reply.model?.source === "saved" ? "restored the model saved in this browser" : "using the pretrained model";
+    if (crashed) setStatus(`${state.notice}Ready again, ${restored}.`);
+    else setStatus(state.dataReady ? "Ready: draw a digit, or train your own network." : "Ready: draw a digit. (The training data is still loading.)");
     updateButtons();
     if (pad.hasInk) predict();
   } catch (err) {
-    setStatus(`Could not start: ${shortError(err)}`);
+    if (booting === client && $("retry").hidden) loadFailed(`Could not start: ${shortError(err)}.`);
   }
-})();
+}
+
+if (DEBUG) {
+  // For tests: the current client, and a way to kill the worker as the browser might.
+  window.scribblenet = { get client() { return client; }, get worker() { return worker; }, state, epochs: [] };
+}
+
+applyPreset("fast");
+showPrediction(null);
+updateButtons();
+boot();

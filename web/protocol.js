@@ -7,8 +7,9 @@
 //  init       {savedModel: ArrayBuffer | null}      ready      {model, warning?}  (can predict now)
 //  configure  {config: {field: string}}             configured {ok, errors?: {field: message},
 //                                                              network?, train?}
-//  train      {config}                              started    {ok, errors?, model, n_train,
+//  train      {config, subset?}                     started    {ok, errors?, model, n_train,
 //                                                              n_batches, total_steps, batch_size}
+//                                                              (subset: first n images; ?debug only)
 //  pause      {}                                    paused
 //  resume     {}                                    resumed
 //  stop       {}                                    stopped    (and a "done" event, reason stopped)
@@ -18,6 +19,9 @@
 //  reset      {}                                    model      {ok, model | error}  (pretrained)
 //  export     {}                                    exported   {bytes: ArrayBuffer (transferred)}
 //  import     {bytes: ArrayBuffer}                  model      {ok, model | error}
+//  ping       {}                                    pong       (the page's liveness check)
+//  debug      {action: memory|throw|close|          memory {heap, objects} | debugged | error
+//              python_error|fatal}                  (only when the page has ?debug: tests)
 //
 //  event      payload (no id)
 //  ─────────  ─────────────────────────────────────────────────────────────────────────────────
@@ -27,7 +31,9 @@
 //  epoch      the Trainer's epoch event   {epoch, cost, train_accuracy, test_accuracy, confusion}
 //  done       training ended              {reason: finished|stopped|replaced|diverged|error,
 //                                          model, message?}
-//  error      {message}                   the worker itself failed (e.g. could not start)
+//  fatal      {message}                   Pyodide failed for good: the page starts a new worker
+//  crash      {message}                   (made by WorkerClient, not sent) the worker threw
+//                                         outside any request, or its script did not load
 //
 // `model` is Session.describe(): {architecture: "784-128-10", hidden, activation, init,
 // n_parameters, source: pretrained|saved|trained|uploaded, training: {epochs?, test_accuracy?, …}}.
@@ -39,18 +45,22 @@ export class WorkerClient {
     this.onEvent = onEvent;
     this.nextId = 1;
     this.pending = new Map(); // id -> {resolve, reject}
+    this.lastHeard = performance.now(); // for the page's watchdog
+    this.closed = null; // the Error every request gets once the worker is gone
     worker.addEventListener("message", (e) => this.#receive(e.data));
     worker.addEventListener("error", (e) => {
-      // The worker could not start (or crashed): nothing pending will ever be answered.
-      const message = e.message || "the worker failed to start";
-      for (const { reject } of this.pending.values()) reject(new Error(message));
-      this.pending.clear();
-      onEvent({ type: "error", message });
+      // An uncaught error, or a script that did not load: the worker may be in any state.
+      e.preventDefault();
+      onEvent({ type: "crash", message: e.message || "the worker script failed to load" });
+    });
+    worker.addEventListener("messageerror", () => {
+      onEvent({ type: "crash", message: "a message from the worker could not be read" });
     });
   }
 
   /** Send a request; resolves with the reply, rejects with an Error on an "error" reply. */
   request(type, payload = {}, transfer = []) {
+    if (this.closed) return Promise.reject(this.closed);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -58,7 +68,16 @@ export class WorkerClient {
     });
   }
 
+  /** The worker is gone: fail every waiting request, and every later one, with `error`. */
+  close(error) {
+    this.closed = error;
+    for (const { reject } of this.pending.values()) reject(error);
+    this.pending.clear();
+  }
+
   #receive(msg) {
+    this.lastHeard = performance.now();
+    if (this.closed) return;
     const waiter = msg.id === undefined ? undefined : this.pending.get(msg.id);
     if (!waiter) {
       this.onEvent(msg);

@@ -1,12 +1,19 @@
 // The module worker that owns Pyodide. It starts loading the moment it is created, reports each
 // stage, then answers the requests listed in protocol.js. Training runs in short chunks with a
 // yield to the event loop between them, so pause, stop and predict get through mid-training.
-import { loadPyodide } from "./pyodide/pyodide.mjs";
+//
+// Failures are named: a file that is missing or does not match manifest.json's sha256 is
+// reported in its stage's error, and a Pyodide "fatal error" (after which the runtime is
+// unusable) is reported as a {type: "fatal"} event so the page can start a fresh worker.
 import { captureWasmMemory, installGemm } from "./gemm/gemm.js";
 
 const base = new URL("./", import.meta.url);
 const CHUNK_MS = 80; // target length of one training chunk; the page waits at most this long
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
+// Test hooks, only when the page was opened with ?debug (it passes the query on to us).
+const query = new URL(import.meta.url).searchParams;
+const DEBUG = query.has("debug");
+const USE_KERNEL = !(DEBUG && query.get("kernel") === "numpy"); // bit-for-bit parity tests
 
 async function stage(name, work) {
   const t0 = performance.now();
@@ -45,6 +52,31 @@ async function fetchVerified(manifest, path, priority = "auto") {
   return bytes;
 }
 
+/** After a failed stage: which of its files is missing or corrupt? The first error, or null. */
+async function diagnose(manifest, paths) {
+  for (const path of paths) {
+    try {
+      await fetchVerified(manifest, path);
+    } catch (err) {
+      return err;
+    }
+  }
+  return null;
+}
+
+/** Run `work`; if it throws, blame the first of `paths` that fails verification, if any. */
+async function blaming(paths, work) {
+  try {
+    return await work();
+  } catch (err) {
+    const manifest = await manifestPromise.catch(() => ({}));
+    const culprit = await diagnose(manifest, paths(manifest));
+    throw culprit ?? err;
+  }
+}
+
+const isFatal = (err) => Boolean(err?.pyodide_fatal_error) || /fatally failed/.test(err?.message);
+
 // ── Loading: the downloads start at once, in parallel with the runtime. ──────────────────────
 let pyodide, session, py; // py: the Session's bound methods, proxied once and reused
 const manifestPromise = fetch(new URL("manifest.json", base)).then((r) => {
@@ -60,7 +92,20 @@ let initOptions; // set by the "init" request: {savedModel?}
 const initReceived = new Promise((resolve) => (initOptions = resolve));
 
 captureWasmMemory(); // before loadPyodide: lets the SIMD matmul kernel find Python's heap later
-const runtime = stage("runtime", () => loadPyodide({ indexURL: new URL("./pyodide/", base).href }));
+const runtimeFiles = (m) => Object.keys(m.files ?? {}).filter((p) => /^pyodide\/[^/]*$/.test(p) && !p.endsWith(".whl"));
+// A runtime file that is missing or corrupt can leave loadPyodide waiting forever, so the same
+// files are checked against the manifest alongside (the second fetch is served by the HTTP cache).
+const runtimeVerified = manifestPromise.then((m) =>
+  Promise.all(runtimeFiles(m).map((path) => fetchVerified(m, path))),
+);
+runtimeVerified.catch(() => {});
+const runtime = stage("runtime", () =>
+  blaming(runtimeFiles, async () => {
+    const { loadPyodide } = await import("./pyodide/pyodide.mjs");
+    const loading = loadPyodide({ indexURL: new URL("./pyodide/", base).href });
+    return Promise.race([loading, runtimeVerified.then(() => loading)]);
+  }),
+);
 runtime.catch(() => {}); // reported by stage(); awaited below
 
 const loaded = (async () => {
@@ -68,12 +113,27 @@ const loaded = (async () => {
   // Warm the HTTP cache with the wheels loadPackage will ask for once the runtime is up, so
   // their download overlaps the runtime's start instead of following it.
   for (const path of Object.keys(manifest.files ?? {})) {
-    if (path.endsWith(".whl")) fetch(new URL(path, base)).then((r) => r.blob()).catch(() => {});
+    if (path.endsWith(".whl") && path !== manifest.wheel) {
+      fetch(new URL(path, base)).then((r) => r.blob()).catch(() => {});
+    }
   }
+  // Our own wheel is loaded by URL, which Pyodide does not check: verify it here.
+  const ownWheel = fetchVerified(manifest, manifest.wheel);
+  ownWheel.catch(() => {});
   pyodide = await runtime;
   await stage("packages", async () => {
+    await ownWheel;
     const wheel = new URL(manifest.wheel, base).href;
-    await pyodide.loadPackage(["numpy", "pillow", wheel], { messageCallback: () => {} });
+    const failures = [];
+    const wheels = () => Object.keys(manifest.files ?? {}).filter((p) => p.endsWith(".whl"));
+    await blaming(wheels, async () => {
+      await pyodide.loadPackage(["numpy", "pillow", wheel], {
+        messageCallback: () => {},
+        errorCallback: (message) => failures.push(message),
+      });
+      // loadPackage logs a failed download rather than throwing: an import error would follow.
+      if (failures.length) throw new Error(failures.join(" ").slice(0, 300));
+    });
     const module = pyodide.pyimport("scribblenet.session");
     session = module.Session();
     module.destroy();
@@ -102,7 +162,9 @@ const dataLoaded = loaded.then(async () => {
   return stage("data", async () => {
     const result = call("load_dataset", [await dataBytes]);
     if (!result.ok) throw new Error(result.error);
-    const gemm = await installGemm(pyodide, new URL("./gemm/gemm.wasm", base));
+    const gemm = USE_KERNEL
+      ? await installGemm(pyodide, new URL("./gemm/gemm.wasm", base))
+      : { ok: false, reason: "NumPy (the kernel is disabled by ?kernel=numpy)" };
     const backend = gemm.ok ? call("use_wasm_backend") : { ok: false, reason: gemm.reason };
     post({ type: "dataset", n_train: result.n_train, n_test: result.n_test, backend: backend.reason });
     return result;
@@ -130,6 +192,11 @@ function call(name, args = [], kwargs = null) {
 // ── Training: chunks of batches sized to CHUNK_MS, then a yield so messages get in. ─────────
 let run = null; // {paused, batches} while a trainer exists
 
+function reportFatal(err) {
+  run = null;
+  post({ type: "fatal", message: err.message ?? String(err) });
+}
+
 function finish(reason, extra = {}) {
   run = null;
   post({ type: "done", reason, model: call("describe"), ...extra });
@@ -141,7 +208,8 @@ async function trainLoop(current) {
   try {
     await trainChunks(current);
   } catch (err) {
-    if (run === current) finish("error", { message: err.message });
+    if (isFatal(err)) reportFatal(err);
+    else if (run === current) finish("error", { message: err.message });
   } finally {
     current.looping = false;
   }
@@ -185,7 +253,8 @@ const handlers = {
   async train(msg) {
     await dataLoaded;
     if (run) finish("replaced");
-    const result = call("start_training", [msg.config]);
+    const subset = DEBUG ? (msg.subset ?? null) : null; // a quick run on fewer images, for tests
+    const result = call("start_training", [msg.config, subset]);
     if (result.ok) {
       run = { paused: false, batches: 1 };
       trainLoop(run);
@@ -229,7 +298,56 @@ const handlers = {
     if (run) finish("replaced");
     return { type: "model", ...call("load_model", [new Uint8Array(msg.bytes)]) };
   },
+  ping() {
+    return { type: "pong" };
+  },
 };
+
+// Only with ?debug: ways to break this worker on purpose, and to look inside it.
+const debugHandlers = {
+  memory() {
+    const objects = pyodide.runPython("import gc; gc.collect(); len(gc.get_objects())");
+    return { type: "memory", heap: pyodide._module.HEAPU8.length, objects };
+  },
+  throw() {
+    setTimeout(() => {
+      throw new Error("debug: an uncaught error in the worker");
+    });
+    return { type: "debugged" };
+  },
+  close() {
+    setTimeout(() => self.close()); // the worker goes silent, as if the tab had killed it
+    return { type: "debugged" };
+  },
+  async fetch(msg) {
+    // Would the Content-Security-Policy stop this worker from sending anything elsewhere?
+    const violation = new Promise((resolve) => {
+      self.addEventListener("securitypolicyviolation", (e) => resolve(e.violatedDirective), { once: true });
+      setTimeout(() => resolve(null), 2000);
+    });
+    try {
+      await fetch(msg.url, { method: "POST", body: "ink" });
+      return { type: "fetched", ok: true };
+    } catch (err) {
+      return { type: "fetched", ok: false, error: err.message, blocked_by: await violation };
+    }
+  },
+  python_error() {
+    pyodide.runPython("raise RuntimeError('debug: an error raised in Python')");
+  },
+  fatal() {
+    // What Pyodide does on a WebAssembly trap or out-of-memory abort: the runtime is finished.
+    pyodide._api.fatal_error(new Error("debug: a fatal error in the runtime"));
+  },
+};
+
+if (DEBUG) {
+  handlers.debug = async (msg) => {
+    await loaded;
+    if (!Object.hasOwn(debugHandlers, msg.action)) throw new Error(`unknown debug action ${msg.action}`);
+    return debugHandlers[msg.action](msg);
+  };
+}
 
 self.onmessage = async ({ data: msg }) => {
   try {
@@ -239,6 +357,7 @@ self.onmessage = async ({ data: msg }) => {
     const [body, transfer] = Array.isArray(reply) ? reply : [reply, []];
     post({ id: msg.id, ...body }, transfer);
   } catch (err) {
-    post({ id: msg.id, type: "error", message: err.message ?? String(err) });
+    post({ id: msg.id, type: "error", message: err.message ?? String(err), fatal: isFatal(err) });
+    if (isFatal(err)) reportFatal(err);
   }
 };

@@ -129,15 +129,20 @@ def _check_zip(data: bytes) -> None:
 
 def _load_array(npz: Any, name: str) -> np.ndarray:
     try:
-        return npz[name]
+        arr = npz[name]
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise ModelFileError(
                 f"entry {name!r} holds pickled Python objects; refusing to load it"
             ) from None
         raise ModelFileError(f"entry {name!r} is not a valid array ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelFileError(f"entry {name!r} is corrupt or truncated ({exc})") from None
+    except Exception as exc:  # zlib, zipfile and the .npy header parser raise many kinds
+        raise ModelFileError(
+            f"entry {name!r} is corrupt or truncated ({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(arr, np.ndarray):  # NpzFile hands back raw bytes for non-.npy members
+        raise ModelFileError(f"entry {name!r} is not a .npy array")
+    return arr
 
 
 def _parse_metadata(raw: np.ndarray) -> dict[str, Any]:
@@ -170,7 +175,7 @@ def model_from_bytes(data: bytes | bytearray | memoryview) -> Network:
     _check_zip(data)
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # any failure to open is "not a model", never a crash
         raise ModelFileError(f"not a valid .npz model file ({exc})") from None
     with npz:
         meta = _parse_metadata(_load_array(npz, "metadata"))

@@ -31,36 +31,58 @@ _NETWORK_FIELDS = ("hidden", "activation", "init", "dtype")
 _TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
 
 
+def _show(value: Any) -> str:
+    """repr(value), cut short: a pasted novel must not become the error message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _parse_hidden(value: Any) -> tuple[int, ...]:
     if isinstance(value, list | tuple):
-        parts = [str(v) for v in value]
+        parts = [str(v).strip() for v in value]
     else:
         parts = [p for p in re.split(r"[\s,]+", str(value).strip()) if p]
     if not all(re.fullmatch(r"\d+", p) for p in parts):
-        raise ValueError(f"hidden layers must be whole numbers separated by commas, got {value!r}")
+        raise ValueError(
+            f"hidden layers must be whole numbers separated by commas, got {_show(value)}"
+        )
+    if any(len(p) > 9 for p in parts):  # int() of thousands of digits is slow, then refused
+        raise ValueError(f"hidden layer size must be an integer from 1 to 4096, got {_show(value)}")
     return tuple(int(p) for p in parts)
 
 
 def _parse_batch_size(value: Any) -> int | None:
-    if value is None or str(value).strip().lower() in ("", "0", "full", "all"):
+    if value is None or str(value).strip().lower() in ("", "full", "all"):
         return None  # full-batch gradient descent
-    return _parse_int("batch size", value)
+    size = _parse_int("batch size", value)
+    if size < 1:
+        # 0 once meant "full batch"; a typed 0 is more likely a slip than a wish for it.
+        raise ValueError(
+            f"batch size must be at least 1, got {size}; leave it empty or type 'full' for "
+            "full-batch descent"
+        )
+    return size
 
 
 def _parse_int(name: str, value: Any) -> int:
     text = str(value).strip()
     if not re.fullmatch(r"[+-]?\d+", text):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
+        raise ValueError(f"{name} must be a whole number, got {_show(value)}")
+    if len(text.lstrip("+-")) > 18:
+        raise ValueError(f"{name} is far too large, got {_show(value)}")
     return int(text)
 
 
 def _parse_float(name: str, value: Any) -> float:
+    text = str(value).strip()
     try:
-        number = float(str(value).strip())
+        if len(text) > 64:
+            raise ValueError
+        number = float(text)
     except ValueError:
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+        raise ValueError(f"{name} must be a number, got {_show(value)}") from None
     if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise ValueError(f"{name} must be a finite number, got {_show(value)}")
     return number
 
 
@@ -81,7 +103,7 @@ def parse_config(form: dict[str, Any]) -> tuple[NetworkConfig | None, TrainConfi
     Parameters
     ----------
     form : {field: value} with fields of NetworkConfig (hidden, activation, init, dtype) and
-        TrainConfig; "hidden" may be "256,128", batch_size "full"/0 for full batch.
+        TrainConfig; "hidden" may be "256,128", batch_size ""/"full" for full batch.
 
     Returns
     -------
@@ -89,16 +111,18 @@ def parse_config(form: dict[str, Any]) -> tuple[NetworkConfig | None, TrainConfi
     """
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
+    if not isinstance(form, dict):
+        return None, None, {"_": f"settings must be a dict of fields, got {type(form).__name__}"}
     for name, raw in form.items():
         if name not in _NETWORK_FIELDS and name not in _TRAIN_FIELDS:
-            errors[name] = f"unknown setting {name!r}"
+            errors[str(name)] = f"unknown setting {str(name)[:40]!r}"
             continue
         try:
             value = _PARSERS.get(name, str)(raw)
             # Each dataclass validates its own fields: try this one alone against the defaults.
             (NetworkConfig if name in _NETWORK_FIELDS else TrainConfig)(**{name: value})
             values[name] = value
-        except ValueError as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             errors[name] = str(exc)
     if errors:
         return None, None, errors
@@ -137,6 +161,7 @@ class Session:
         self.trainer: Trainer | None = None
         self.backend: MatmulBackend | None = None
         self._pretrained: bytes | None = None
+        self._before: tuple[Network | None, str] = (None, "none")  # the model training replaced
 
     def describe(self) -> dict[str, Any]:
         """{architecture, activation, init, n_parameters, source, training} of the current model."""
@@ -191,6 +216,8 @@ class Session:
             net = model_from_bytes(bytes(data))
         except ModelFileError as exc:
             return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a damaged zip member can fail deep inside zlib/zipfile
+            return {"ok": False, "error": f"not a valid model file ({type(exc).__name__}: {exc})"}
         if net.config.n_inputs != 784 or net.config.n_classes != 10:
             return {"ok": False, "error": f"not a digit model: layer sizes {net.config.sizes}"}
         if source == "pretrained":
@@ -225,19 +252,32 @@ class Session:
             return {"ok": False, "errors": errors}
         return {"ok": True, "network": network.to_dict(), "train": train.to_dict()}
 
-    def start_training(self, form: dict[str, Any]) -> dict[str, Any]:
-        """Build a fresh network from the form and a trainer for it; run it with `train_chunk`."""
+    def start_training(self, form: dict[str, Any], subset: int | None = None) -> dict[str, Any]:
+        """Build a fresh network from the form and a trainer for it; run it with `train_chunk`.
+
+        Parameters
+        ----------
+        form : hyperparameters, as for `configure`.
+        subset : train on the first `subset` training images only (quick demos and tests).
+        """
         network, train, errors = self._validate(form)
         if self.data is None:
             errors.setdefault("_", "the training data has not loaded yet")
+        elif subset is not None and not (isinstance(subset, int) and subset >= 1):
+            errors.setdefault("_", f"subset must be a positive whole number, got {_show(subset)}")
         if errors:
             return {"ok": False, "errors": errors}
+        d = self.data
+        X_train, y_train = d.X_train[:subset], d.y_train[:subset]  # (n, 784), (n,)
+        if train.batch_size is not None and train.batch_size > len(y_train):
+            n = len(y_train)
+            return {"ok": False, "errors": {"batch_size": f"batch size must be at most {n}"}}
         init_rng, data_rng = trainer_rngs(train.seed)
         net = Network(network, init_rng)
         net.metadata = {"training": {"where": "browser", "config": train.to_dict()}}
+        self._before = (self.net, self.source)
         self._use(net, "trained")
-        d = self.data
-        self.trainer = Trainer(net, train, d.X_train, d.y_train, d.X_test, d.y_test, rng=data_rng)
+        self.trainer = Trainer(net, train, X_train, y_train, d.X_test, d.y_test, rng=data_rng)
         return {
             "ok": True,
             "model": self.describe(),
@@ -248,7 +288,11 @@ class Session:
         }
 
     def train_chunk(self, max_batches: int) -> list[dict[str, Any]]:
-        """Train up to `max_batches` batches; the Trainer's events as plain dicts."""
+        """Train up to `max_batches` batches; the Trainer's events as plain dicts.
+
+        If the first epoch diverges there are no good weights of this run to keep, so the model
+        in use before training (the pretrained one, say) comes back; the event says so.
+        """
         if self.trainer is None:
             return []
         events = [_plain(e) for e in self.trainer.run(max_batches)]
@@ -257,7 +301,17 @@ class Session:
                 self.net.metadata["training"].update(
                     epochs=e["epoch"], test_accuracy=e["test_accuracy"]
                 )
-        if self.trainer.done:
+            elif e["type"] == "diverged" and e["epoch"] == 1 and self._before[0] is not None:
+                net, source = self._before
+                rate = self.trainer.config.learning_rate
+                self._use(net, source)
+                e["kept"] = source
+                e["reason"] = (
+                    f"the cost became {e['cost']:.4g} in the first epoch (batch {e['batch']}): "
+                    f"learning rate {rate:g} is probably too high. "
+                    f"Training stopped; the previous model ({source}) is kept."
+                )
+        if self.trainer is not None and self.trainer.done:
             self.trainer = None
         return events
 
@@ -274,10 +328,11 @@ class Session:
         {"digit", "probabilities" (10 floats), "input28" (784 uint8 ints, the network's view)},
         or {"empty": True, "message"} when the ink is not a digit (none, a speck, a full canvas).
         """
-        if isinstance(alpha, np.ndarray):
-            ink = alpha.reshape(height, width)
-        else:
-            ink = np.frombuffer(bytes(alpha), dtype=np.uint8).reshape(height, width)  # (h, w)
+        pixels = alpha if isinstance(alpha, np.ndarray) else np.frombuffer(bytes(alpha), np.uint8)
+        sizes_ok = all(isinstance(n, int) and n >= 1 for n in (width, height))
+        if not sizes_ok or pixels.size != width * height:
+            return {"empty": True, "message": f"the canvas is not {width}×{height} pixels"}
+        ink = pixels.reshape(height, width)  # (h, w)
         if self.net is None:
             return {"empty": True, "message": "the model is still loading"}
         try:
