@@ -121,10 +121,15 @@ def test_install_gemm_finds_the_heap_and_fails_softly(repo_root):
 
 
 def find_pyodide(repo_root: Path) -> tuple[Path, Path] | None:
-    """(Pyodide directory, numpy wheel) from the built site or node_modules + wheel cache."""
+    """(Pyodide runtime dir, numpy wheel): runtime from node_modules, wheel from dist/ or cache.
+
+    The runtime must not be dist/pyodide: the repo's package.json says "type": "module", so Node
+    would load dist/pyodide/pyodide.asm.js (CommonJS) as an ES module and fail.
+    """
+    runtime = repo_root / "node_modules" / "pyodide"
     candidates = [
-        (repo_root / "dist" / "pyodide", repo_root / "dist" / "pyodide"),
-        (repo_root / "node_modules" / "pyodide", repo_root / ".cache" / "pyodide-wheels"),
+        (runtime, repo_root / "dist" / "pyodide"),
+        (runtime, repo_root / ".cache" / "pyodide-wheels"),
     ]
     for pyodide_dir, wheel_dir in candidates:
         wheels = sorted(wheel_dir.glob("numpy-*-pyodide_*_wasm32.whl"))
