@@ -148,8 +148,10 @@ def test_committed_dataset_trains_past_97_5_percent(repo_root):
     data = read_compact((repo_root / "web" / "data" / "mnist-compact-v1.bin").read_bytes())
     assert len(data.y_train) == 60_000 and len(data.y_test) == 10_000
     init_rng, data_rng = trainer_rngs(0)
-    net = Network(NetworkConfig(hidden=(256,)), init_rng)
-    config = TrainConfig(optimizer="adam", learning_rate=1e-3, batch_size=128, epochs=5)
+    net = Network(NetworkConfig(hidden=(128,)), init_rng)  # web/app.js's "fast" preset
+    config = TrainConfig(
+        optimizer="adam", learning_rate=0.007, lr_schedule="cosine", batch_size=128, epochs=3
+    )
     trainer = Trainer(net, config, *data, rng=data_rng)
     for _ in trainer.run():
         pass

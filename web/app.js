@@ -31,12 +31,13 @@ function startWorker() {
 }
 startWorker();
 
-const FIELDS = ["hidden", "activation", "init", "optimizer", "learning_rate", "batch_size", "epochs", "seed", "dtype"];
+const FIELDS = ["hidden", "activation", "init", "optimizer", "learning_rate", "lr_schedule", "batch_size", "epochs", "seed", "dtype"];
 const PRESETS = {
-  fast: { label: "Fast: 128 ReLU units, Adam, 3 epochs", hidden: "128", activation: "relu", init: "he", optimizer: "adam", learning_rate: "0.001", batch_size: "128", epochs: "3", seed: "0", dtype: "float32" },
-  quick: { label: "Quick look: 32 ReLU units, 1 epoch", hidden: "32", activation: "relu", init: "he", optimizer: "adam", learning_rate: "0.003", batch_size: "128", epochs: "1", seed: "0", dtype: "float32" },
-  deep: { label: "Deeper: 256,128 ReLU, Adam, 5 epochs", hidden: "256,128", activation: "relu", init: "he", optimizer: "adam", learning_rate: "0.001", batch_size: "64", epochs: "5", seed: "0", dtype: "float32" },
-  tutorial: { label: "The tutorial's: 50 sigmoid, full-batch gradient descent, lr 0.1", hidden: "50", activation: "sigmoid", init: "tutorial", optimizer: "sgd", learning_rate: "0.1", batch_size: "full", epochs: "100", seed: "1", dtype: "float32" },
+  // Measured (scripts/bench_browser.py): ≥ 97.5 % on the full MNIST test set from epoch 2 for seeds 0-2.
+  fast: { label: "Fast: 128 ReLU units, Adam 0.007 annealed, 3 epochs (≈ 97.8 %)", hidden: "128", activation: "relu", init: "he", optimizer: "adam", learning_rate: "0.007", lr_schedule: "cosine", batch_size: "128", epochs: "3", seed: "0", dtype: "float32" },
+  quick: { label: "Quick look: 32 ReLU units, 1 epoch", hidden: "32", activation: "relu", init: "he", optimizer: "adam", lr_schedule: "constant", learning_rate: "0.003", batch_size: "128", epochs: "1", seed: "0", dtype: "float32" },
+  deep: { label: "Deeper: 256,128 ReLU, Adam, 5 epochs", hidden: "256,128", activation: "relu", init: "he", optimizer: "adam", lr_schedule: "constant", learning_rate: "0.001", batch_size: "64", epochs: "5", seed: "0", dtype: "float32" },
+  tutorial: { label: "The tutorial's: 50 sigmoid, full-batch gradient descent, lr 0.1", hidden: "50", activation: "sigmoid", init: "tutorial", optimizer: "sgd", lr_schedule: "constant", learning_rate: "0.1", batch_size: "full", epochs: "100", seed: "1", dtype: "float32" },
   custom: { label: "Custom" },
 };
 const STAGE_NAME = { runtime: "the Python runtime", packages: "NumPy, Pillow and scribblenet", model: "the pretrained model", data: "the training data" };
@@ -480,3 +481,14 @@ applyPreset("fast");
 showPrediction(null);
 updateButtons();
 boot();
+
+// ── Offline copy and fast repeat visits (web/sw.js) ─────────────────────────────────────────
+if ("serviceWorker" in navigator) {
+  // After load, so installing (which re-reads the big files, from the HTTP cache) never
+  // competes with the first visit's own downloads.
+  window.addEventListener("load", () => {
+    navigator.serviceWorker
+      .register(new URL("./sw.js", import.meta.url))
+      .catch((err) => console.warn("scribblenet: no offline copy of the site:", err));
+  });
+}

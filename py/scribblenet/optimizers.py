@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -99,6 +99,8 @@ class Adam(Optimizer):
         self.m: dict[int, np.ndarray] = {}
         self.v: dict[int, np.ndarray] = {}
         self._scratch: dict[int, np.ndarray] = {}
+        # Optional fused update (the browser's WebAssembly kernel): returns False to decline.
+        self.fused: Callable[..., bool] | None = None
 
     def step(self, params, grads):
         """One Adam step; the bias corrections fold into a single step size per call."""
@@ -114,6 +116,11 @@ class Adam(Optimizer):
             self.v[i] = np.zeros_like(p)
             self._scratch[i] = np.empty_like(p)
         v, tmp = self.v[i], self._scratch[i]
+        fused = self.fused
+        if fused is not None and fused(
+            p, g, m, v, self._alpha, self.beta1, self.beta2, self._eps_hat
+        ):
+            return
         # Every operation writes into existing arrays: under WebAssembly an allocation per
         # parameter per step costs as much as the arithmetic.
         np.multiply(g, 1 - self.beta1, out=tmp)

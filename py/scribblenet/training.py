@@ -91,13 +91,20 @@ class Trainer:
             )
         self.net, self.config, self.augment = net, config, augment
         self.rng = rng if rng is not None else trainer_rngs(config.seed)[1]
-        # Normalise once, not per batch (unless augmenting, which needs the raw pixels).
-        self.X = X_train if augment is not None else net._as_input(X_train)
         self.y = y_train.astype(np.intp)
         self.X_test, self.y_test = X_test, y_test
         self.optimizer = make_optimizer(config)
+        if hasattr(self.optimizer, "fused"):
+            self.optimizer.fused = getattr(net.backend, "adam_update", None)
         self.batch_size = config.batch_size or n
         self.n_batches = math.ceil(n / self.batch_size)
+        # uint8 pixels stay uint8 and each minibatch is scaled as it is gathered: a float copy of
+        # 60k images is 188 MB, too much for a browser tab. Full batch scales once, up front.
+        self._scale_batches = X_train.dtype == np.uint8 and augment is None and self.n_batches > 1
+        if augment is not None or self._scale_batches:
+            self.X = X_train
+        else:
+            self.X = net._as_input(X_train)
         self.total_steps = self.n_batches * config.epochs
         self.epoch = 0  # completed epochs
         self.step = 0  # completed batches overall
@@ -141,6 +148,8 @@ class Trainer:
         else:
             idx = self._order[self._batch * bs : (self._batch + 1) * bs]  # (b,)
             Xb, yb = self.X[idx], self.y[idx]  # (b, n_inputs), (b,)
+            if self._scale_batches:
+                Xb = self.net._as_input(Xb)  # (b, n_inputs) floats in [0, 1]
         if self.augment is not None:
             Xb = self.augment(Xb, self.rng)
         cost = self.net.loss_and_grad(Xb, yb, self.config.weight_decay)

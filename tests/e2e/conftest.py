@@ -103,7 +103,9 @@ class App:
 @pytest.fixture(scope="module")
 def app(browser: Browser, site_url: str):
     """A page on the site, ready to predict, shared by the tests of one module."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # The service worker would answer repeat requests from its cache and hide them from the
+    # request log; test_service_worker_serves_repeat_visits covers it on its own.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
     page = context.new_page()
     app = App(page)
     context.on("request", lambda request: app.requests.append(request.url))

@@ -311,3 +311,25 @@ def test_phone_layout(browser, site_url: str, playwright) -> None:
         expect(page.get_by_test_id("prediction")).to_have_text("7", timeout=10_000)
     finally:
         context.close()
+
+
+def test_service_worker_serves_repeat_visits(browser, site_url):
+    """web/sw.js installs after the first visit and controls the next one, which still works."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(site_url)
+        expect(page.get_by_test_id("status")).to_have_attribute(
+            "data-ready", "true", timeout=BOOT_TIMEOUT_MS
+        )
+        state = page.evaluate(
+            "async () => (await navigator.serviceWorker.ready).active.state", None
+        )
+        assert state in ("activating", "activated")
+        page.reload()
+        expect(page.get_by_test_id("status")).to_have_attribute(
+            "data-ready", "true", timeout=BOOT_TIMEOUT_MS
+        )
+        assert page.evaluate("() => navigator.serviceWorker.controller !== null", None)
+    finally:
+        context.close()
