@@ -24,7 +24,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 # npm ci wipes node_modules, so only run it when the lock file changed since the last install.
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  npm ci --omit=dev --no-audit --no-fund --loglevel=error  # TF.js is for the benchmark only
 fi
 
 .venv/bin/python scripts/build_site.py

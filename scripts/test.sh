@@ -49,7 +49,7 @@ py=.venv/bin/python
 
 # --- 3. Node packages (Pyodide, uPlot) -----------------------------------------------------
 step "npm ci"
-npm ci --no-audit --no-fund --loglevel=error </dev/null
+npm ci --omit=dev --no-audit --no-fund --loglevel=error </dev/null  # TF.js (benchmark only) not needed
 
 # --- 4. the wasm kernel matches its source (committed .wasm rebuilt and compared) ----------
 if [[ -f scripts/build_gemm.sh ]]; then
