@@ -7,6 +7,12 @@
 //     Also checks in place that the kernel never writes outside C and that it still works
 //     after the memory grows; those failures are listed in cases.json as "errors".
 //
+//   node tests/gemm_node_check.mjs adam <kernel.wasm> <out_dir> [seed]
+//     Runs the kernel's adam_update alone over random arrays of edge sizes (n % 4 != 0, n = 1,
+//     misaligned pointers) and writes <out_dir>/adam.json + <out_dir>/adam.bin (float32: the
+//     inputs p, g, m, v then the outputs p, m, v of each case) for Python to compare with
+//     NumPy's Adam step; writes outside the arrays are listed as "errors".
+//
 //   node tests/gemm_node_check.mjs pyodide <pyodide_dir> <numpy_wheel> [relaxed|simd]
 //     The real integration: captureWasmMemory(), loadPyodide, installGemm, then in Python
 //     scribblenet.wasm_matmul.load_wasm_backend() and products against NumPy, before and
@@ -24,10 +30,11 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const [mode, ...args] = process.argv.slice(2);
 if (mode === "kernel") await kernelCheck(...args);
+else if (mode === "adam") await adamCheck(...args);
 else if (mode === "pyodide") await pyodideCheck(...args);
 else if (mode === "install") await installCheck();
 else {
-  console.error("usage: node tests/gemm_node_check.mjs kernel|pyodide ... (see the header)");
+  console.error("usage: node tests/gemm_node_check.mjs kernel|adam|pyodide|install ... (see the header)");
   process.exit(2);
 }
 
@@ -167,6 +174,76 @@ async function kernelCheck(wasmPath, outDir, seedArg) {
   console.log(`${cases.length} cases, ${errors.length} errors, features=${k.gemm_features()}`);
 }
 
+async function adamCheck(wasmPath, outDir, seedArg) {
+  const rand = rng(Number(seedArg ?? 4321));
+  const memory = new WebAssembly.Memory({ initial: 4 });
+  const { instance } = await WebAssembly.instantiate(readFileSync(wasmPath), { env: { memory } });
+  const k = instance.exports;
+  const GUARD = 4;
+  const SENTINEL = 12345.5;
+  // Step-size scalars as Adam makes them at step 3 with lr 1e-3 (alpha, eps_hat bias-corrected).
+  const t = 3, lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  const alpha = (lr * Math.sqrt(1 - beta2 ** t)) / (1 - beta1 ** t);
+  const epsHat = eps * Math.sqrt(1 - beta2 ** t);
+  const sizes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 127, 1000, 1027];
+  const cases = [];
+  const errors = [];
+  const chunks = [];
+  let offset = 0;
+  const emit = (arr) => {
+    chunks.push(Float32Array.from(arr));
+    offset += arr.length;
+    return offset - arr.length;
+  };
+  let top = 65536;
+  sizes.forEach((n, index) => {
+    // Four arrays with guards around each; pad misaligns them differently per case.
+    const ptrs = [0, 1, 2, 3].map((j) => {
+      const ptr = top + 4 * (GUARD + ((index + j) % 4));
+      top = ptr + 4 * (n + GUARD) + 64;
+      return ptr;
+    });
+    const need = Math.ceil(top / 65536) - memory.buffer.byteLength / 65536;
+    if (need > 0) memory.grow(need);
+    const view = (ptr, len) => new Float32Array(memory.buffer, ptr, len);
+    const fill = (fn) => Float32Array.from({ length: n }, fn);
+    const inputs = [
+      fill(() => 2 * rand() - 1), // p
+      fill(() => (rand() < 0.1 ? 0 : 4 * rand() - 2)), // g, some exact zeros
+      fill(() => 0.2 * rand() - 0.1), // m
+      fill(() => (index === 0 ? 0 : 0.01 * rand())), // v (all zero: the first step)
+    ];
+    ptrs.forEach((ptr, j) => {
+      view(ptr - 4 * GUARD, n + 2 * GUARD).fill(SENTINEL);
+      view(ptr, n).set(inputs[j]);
+    });
+    const rec = { n, in: inputs.map(emit) };
+    const [p, g, m, v] = ptrs;
+    k.adam_update(n, p, g, m, v, alpha, beta1, beta2, 1 - beta1, 1 - beta2, epsHat);
+    rec.out = [p, m, v].map((ptr) => emit(view(ptr, n)));
+    if (view(g, n).some((x, i) => x !== inputs[1][i])) errors.push(`n=${n}: g was written`);
+    for (const ptr of ptrs) {
+      const before = view(ptr - 4 * GUARD, GUARD), after = view(ptr + 4 * n, GUARD);
+      if ([...before, ...after].some((x) => x !== SENTINEL)) {
+        errors.push(`n=${n}: wrote outside an array`);
+      }
+    }
+    cases.push(rec);
+  });
+  mkdirSync(outDir, { recursive: true });
+  const data = new Float32Array(offset);
+  let at = 0;
+  for (const c of chunks) {
+    data.set(c, at);
+    at += c.length;
+  }
+  writeFileSync(join(outDir, "adam.bin"), Buffer.from(data.buffer));
+  const scalars = { alpha, beta1, beta2, eps_hat: epsHat };
+  const report = { features: k.gemm_features(), scalars, cases, errors };
+  writeFileSync(join(outDir, "adam.json"), JSON.stringify(report));
+  console.log(`${cases.length} adam cases, ${errors.length} errors`);
+}
+
 async function pyodideCheck(pyodideDir, numpyWheel, flavour = "simd") {
   const { captureWasmMemory, installGemm } = await import(
     pathToFileURL(join(ROOT, "web", "gemm", "gemm.js")).href
@@ -217,6 +294,48 @@ if backend is not None:
     del ballast
     out["kernel_calls"] = backend.calls
     out["selftest_calls"] = backend.calls - calls
+
+    # Adam: the kernel's fused step against the optimiser's own NumPy path.
+    from scribblenet.config import NetworkConfig, TrainConfig
+    from scribblenet.network import Network
+    from scribblenet.optimizers import Adam
+    from scribblenet.training import Trainer
+
+    ulps = 0.0
+    for n in (1, 3, 4, 7, 1000, 100_003):
+        p, g, m = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+        v = rng.uniform(0, 1, n).astype(np.float32) ** 2
+        args = (7e-4, 0.9, 0.999, 3e-9)
+        ref = Adam(learning_rate=1.0)
+        ref.m[0], ref.v[0], ref._scratch[0] = m.copy(), v.copy(), np.empty_like(p)
+        ref._alpha, ref._eps_hat = args[0], args[3]
+        want_p = p.copy()
+        ref._update(0, want_p, g)
+        assert backend.adam_update(p, g, m, v, *args)
+        for got, want in ((p, want_p), (m, ref.m[0]), (v, ref.v[0])):
+            err = np.abs(got.astype(np.float64) - want) / np.spacing(np.abs(want))
+            ulps = max(ulps, float(err.max()))
+    shapes = [(784, 128), (128,), (128, 10), (10,)]
+    params = [rng.normal(0, 0.05, s).astype(np.float32) for s in shapes]
+    plain, fused = Adam(learning_rate=1e-3), Adam(learning_rate=1e-3)
+    fused.fused = backend.adam_update
+    p_plain, p_fused = [p.copy() for p in params], [p.copy() for p in params]
+    for _ in range(3):
+        grads = [rng.normal(0, 0.1, s).astype(np.float32) for s in shapes]
+        plain.step(p_plain, grads)
+        fused.step(p_fused, grads)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(p_plain, p_fused))
+    # The Trainer wires the backend's adam_update into Adam by itself.
+    net = Network(NetworkConfig(hidden=(32,)), np.random.default_rng(0))
+    net.set_backend(backend)
+    Xt = rng.integers(0, 256, (64, 784), dtype=np.uint8)
+    yt = rng.integers(0, 10, 64, dtype=np.uint8)
+    trainer = Trainer(net, TrainConfig(batch_size=32, epochs=1), Xt, yt)
+    before = backend.adam_calls
+    list(trainer.run(max_batches=2))
+    out["adam"] = {"calls": backend.adam_calls, "max_ulps": ulps, "fused_vs_numpy": diff,
+                   "trainer_fused": trainer.optimizer.fused is not None,
+                   "trainer_calls": backend.adam_calls - before}
 json.dumps(out)
 `);
   console.log(`RESULT ${JSON.stringify({ install, python: JSON.parse(report) })}`);

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from scribblenet.matmul import NumpyBackend
+from scribblenet.optimizers import Adam
 from scribblenet.wasm_matmul import JS_MODULE, WasmBackend, load_wasm_backend, self_test
 
 NODE = shutil.which("node")
@@ -103,6 +104,42 @@ def test_kernel_matches_numpy(repo_root, tmp_path, wasm):
     assert layouts_seen == {"nn", "tn", "nt"}
 
 
+def adam_reference(p, g, m, v, alpha, beta1, beta2, eps_hat):
+    """Copies of p, m, v after one step of the real optimiser's NumPy path (fused unset)."""
+    opt = Adam(learning_rate=1.0, beta1=beta1, beta2=beta2)
+    p, m, v = p.copy(), m.copy(), v.copy()
+    opt.m[0], opt.v[0], opt._scratch[0] = m, v, np.empty_like(p)
+    opt._alpha, opt._eps_hat = alpha, eps_hat
+    opt._update(0, p, g)
+    return p, m, v
+
+
+@pytest.mark.native
+@needs_node
+@pytest.mark.parametrize("wasm", ["gemm.wasm", "gemm_relaxed.wasm"])
+def test_kernel_adam_update_is_bit_identical_to_numpy(repo_root, tmp_path, wasm):
+    flags: tuple[str, ...] = ()
+    if wasm == "gemm_relaxed.wasm":
+        flags = relaxed_flags()
+        if flags is None:
+            pytest.skip("this Node cannot run relaxed SIMD")
+    run_node(repo_root, "adam", str(repo_root / "web" / "gemm" / wasm), str(tmp_path), "5",
+             flags=flags)  # fmt: skip
+    report = json.loads((tmp_path / "adam.json").read_text())
+    data = np.fromfile(tmp_path / "adam.bin", dtype="<f4")
+    assert report["errors"] == []
+    sc = report["scalars"]
+    sizes = []
+    for case in report["cases"]:
+        n = case["n"]
+        p, g, m, v = (data[at : at + n].copy() for at in case["in"])
+        want = adam_reference(p, g, m, v, sc["alpha"], sc["beta1"], sc["beta2"], sc["eps_hat"])
+        for name, at, expected in zip("pmv", case["out"], want, strict=True):
+            np.testing.assert_array_equal(data[at : at + n], expected, err_msg=f"{name} n={n}")
+        sizes.append(n)
+    assert 1 in sizes and any(n % 4 for n in sizes) and max(sizes) > 1000
+
+
 @pytest.mark.native
 @needs_node
 def test_install_gemm_finds_the_heap_and_fails_softly(repo_root):
@@ -161,6 +198,12 @@ def test_pyodide_integration(repo_root, flavour):
     assert py["after_growth"]["ok"] is True
     assert py["after_growth"]["top_address"] > 400_000_000  # the heap really grew
     assert py["selftest_calls"] > 0  # the kernel, not the NumPy fallback, did the work
+    adam = py["adam"]
+    assert adam["calls"] > 0
+    assert adam["max_ulps"] <= 1.0  # bit-identical expected (0), an ulp tolerated
+    assert adam["fused_vs_numpy"] <= 1e-6
+    assert adam["trainer_fused"] is True
+    assert adam["trainer_calls"] > 0
 
 
 @pytest.mark.native
@@ -192,13 +235,24 @@ def _view(address: int, rows: int, cols: int, ld: int) -> np.ndarray:
 
 
 class FakeKernel:
-    """The kernel's three functions, with its exact calling convention, done by NumPy."""
+    """The kernel's four functions, with its exact calling convention, done by NumPy."""
 
     relaxed = False
 
-    def __init__(self, bug: float = 0.0):
+    def __init__(self, bug: float = 0.0, adam_bug: float = 0.0):
         self.bug = bug
+        self.adam_bug = adam_bug
         self.log: list[str] = []
+
+    def adam_update(self, n, p, g, m, v, alpha, beta1, beta2, c1, c2, eps_hat):
+        p, g, m, v = (_view(a, 1, n, n)[0] for a in (p, g, m, v))  # (n,) each
+        f = np.float32
+        assert f(c1) == f(1 - beta1) and f(c2) == f(1 - beta2)
+        want = adam_reference(p, g, m, v, alpha, beta1, beta2, eps_hat)
+        for got, new in zip((p, m, v), want, strict=True):
+            got[...] = new
+        p += self.adam_bug
+        self.log.append("adam")
 
     def _run(self, name, M, N, K, A, lda, B, ldb, C, ldc, beta, bias):
         a = _view(A, K, M, lda).T if name == "tn" else _view(A, M, K, lda)  # (M, K)
@@ -292,6 +346,74 @@ def test_self_test_accepts_a_correct_backend_and_catches_a_wrong_one(rng):
     assert bad.min_work == 2048  # restored after the test lowered it
 
 
+ADAM_ARGS = (7e-4, 0.9, 0.999, 3e-9)  # alpha, beta1, beta2, eps_hat
+
+
+def adam_arrays(rng, n, dtype=np.float32):
+    """p, g, m, v with n elements each."""
+    return tuple(rng.standard_normal(n).astype(dtype) ** k for k in (1, 1, 1, 2))
+
+
+def test_backend_adam_update_runs_the_kernel(rng):
+    kernel = FakeKernel()
+    backend = WasmBackend(kernel)
+    p, g, m, v = (a.reshape(5, 7) for a in adam_arrays(rng, 35))  # any shape, contiguous
+    want = adam_reference(p, g, m, v, *ADAM_ARGS)
+    assert backend.adam_update(p, g, m, v, *ADAM_ARGS) is True
+    for got, expected in zip((p, m, v), want, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert kernel.log == ["adam"] and backend.adam_calls == 1
+
+
+@pytest.mark.parametrize(
+    "case", ["no_kernel", "float64", "strided", "size", "empty", "readonly", "overlap"]
+)
+def test_backend_adam_update_declines_what_the_kernel_cannot_take(rng, case):
+    kernel = FakeKernel()
+    p, g, m, v = adam_arrays(rng, 12)
+    if case == "no_kernel":
+        kernel = FakeKernel()
+        kernel.adam_update = None  # a gemm.wasm built before the Adam kernel
+    elif case == "float64":
+        p, g, m, v = adam_arrays(rng, 12, np.float64)
+    elif case == "strided":
+        g = np.repeat(g, 2)[::2]
+    elif case == "size":
+        v = v[:11]
+    elif case == "empty":
+        p, g, m, v = (a[:0] for a in (p, g, m, v))
+    elif case == "readonly":
+        p.flags.writeable = False
+    elif case == "overlap":
+        both = np.concatenate([m, v])
+        m, v = both[:12], both[6:18]
+    before = [a.copy() for a in (p, g, m, v)]
+    assert WasmBackend(kernel).adam_update(p, g, m, v, *ADAM_ARGS) is False
+    for got, old in zip((p, g, m, v), before, strict=True):
+        np.testing.assert_array_equal(got, old)  # untouched: the caller's NumPy path runs
+    assert kernel.log == []
+
+
+def test_adam_with_the_fused_hook_matches_numpy(rng):
+    params = [rng.standard_normal(s).astype(np.float32) for s in ((13, 5), (5,), (1,))]
+    plain, fused = Adam(learning_rate=1e-2), Adam(learning_rate=1e-2)
+    backend = WasmBackend(FakeKernel())
+    fused.fused = backend.adam_update
+    p_plain, p_fused = [p.copy() for p in params], [p.copy() for p in params]
+    for _ in range(3):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+        plain.step(p_plain, grads)
+        fused.step(p_fused, grads)
+    for a, b in zip(p_plain, p_fused, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert backend.adam_calls == 9
+
+
+def test_self_test_catches_a_wrong_adam_kernel(rng):
+    ok, _ = self_test(WasmBackend(FakeKernel(adam_bug=1e-3)), rng)
+    assert not ok
+
+
 @pytest.mark.skipif(KERNEL_INSTALLED, reason="the kernel is installed here")
 def test_load_wasm_backend_without_the_kernel_returns_none():
     backend, reason = load_wasm_backend()
@@ -308,3 +430,8 @@ def test_installed_kernel_passes_self_test(rng):
     Z = backend.mm(X, W)  # (n, out)
     assert backend.calls > 0
     np.testing.assert_allclose(Z, X @ W, rtol=1e-4, atol=1e-3)
+    p, g, m, v = adam_arrays(rng, 1001)
+    want = adam_reference(p, g, m, v, *ADAM_ARGS)
+    assert backend.adam_update(p, g, m, v, *ADAM_ARGS)
+    for got, expected in zip((p, m, v), want, strict=True):
+        np.testing.assert_array_equal(got, expected)

@@ -6,6 +6,9 @@ this backend hands it the data pointers of float32 arrays, so products run in pl
 copies. Anything the kernel does not cover (other dtypes, strided or overlapping arrays, empty
 shapes) falls back to NumPy, so results never depend on whether the kernel is there.
 
+The same module also fuses Adam's update (`WasmBackend.adam_update`, bit-identical to
+``optimizers.Adam._update``): the Trainer hands it to Adam as its ``fused`` hook.
+
 Importable natively: the JS module is only looked up when a backend is created.
 """
 
@@ -62,16 +65,22 @@ class WasmBackend(MatmulBackend):
         ----------
         kernel : the ``scribblenet_gemm`` JS module, imported when None; tests pass a stand-in
             with ``gemm_nn``, ``gemm_tn``, ``gemm_nt`` taking
-            ``(M, N, K, A, lda, B, ldb, C, ldc, beta, bias)`` with byte addresses.
+            ``(M, N, K, A, lda, B, ldb, C, ldc, beta, bias)`` with byte addresses, and
+            optionally ``adam_update`` taking
+            ``(n, p, g, m, v, alpha, beta1, beta2, 1 - beta1, 1 - beta2, eps_hat)``.
         min_work : products with fewer multiply-adds (M·N·K) go to NumPy, where the call
             into JavaScript would cost more than it saves.
         """
         if kernel is None:
             kernel = importlib.import_module(JS_MODULE)  # ModuleNotFoundError natively
         self._kernels = {"nn": kernel.gemm_nn, "tn": kernel.gemm_tn, "nt": kernel.gemm_nt}
+        # Absent from a gemm.wasm older than the Adam kernel (e.g. a stale browser cache).
+        adam = getattr(kernel, "adam_update", None)
+        self._adam = adam if callable(adam) else None
         self.relaxed = bool(getattr(kernel, "relaxed", False))
         self.min_work = int(min_work)
         self.calls = 0  # products the kernel ran (the rest went to NumPy)
+        self.adam_calls = 0  # Adam updates the kernel ran
 
     def __repr__(self) -> str:
         return f"WasmBackend(relaxed={self.relaxed}, min_work={self.min_work})"
@@ -87,6 +96,61 @@ class WasmBackend(MatmulBackend):
     def mm_nt(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """A @ Bᵀ: (M, K) @ (N, K)ᵀ -> (M, N); the input gradient dZ·Wᵀ."""
         return self._product(A, B.T, out)
+
+    def adam_update(
+        self,
+        p: np.ndarray,
+        g: np.ndarray,
+        m: np.ndarray,
+        v: np.ndarray,
+        alpha: float,
+        beta1: float,
+        beta2: float,
+        eps_hat: float,
+    ) -> bool:
+        """One fused Adam step in place on p, m, v; False (nothing done) if the kernel can't.
+
+        Same float32 arithmetic, in the same order, as ``optimizers.Adam._update``:
+        ``m = β1·m + (1−β1)·g``, ``v = β2·v + (1−β2)·g²``, ``p -= α·m / (√v + ε̂)``.
+
+        Parameters
+        ----------
+        p, g, m, v : parameter, gradient, first and second moments; any one shape, all the
+            same size, C-contiguous float32 (p, m, v writeable, g not overlapping them).
+        alpha, beta1, beta2, eps_hat : bias-corrected step size, decay rates, bias-corrected ε.
+
+        Returns
+        -------
+        done : True when the kernel updated p, m and v; False when the caller must use NumPy.
+        """
+        kernel = self._adam
+        if kernel is None:
+            return False
+        arrays = (p, g, m, v)
+        n = p.size if isinstance(p, np.ndarray) else 0
+        if n == 0 or n > _INT32_MAX // 4:
+            return False
+        for a in arrays:
+            if not (
+                isinstance(a, np.ndarray)
+                and a.dtype == _F32
+                and a.size == n
+                and a.flags.c_contiguous
+            ):
+                return False
+        if not (p.flags.writeable and m.flags.writeable and v.flags.writeable):
+            return False
+        # Element i reads and writes only index i of each array, so exact aliasing would be
+        # harmless, but partial overlap would not be; the optimiser never shares them anyway.
+        for i, a in enumerate(arrays):
+            for b in arrays[i + 1 :]:
+                if np.may_share_memory(a, b):
+                    return False
+        # 1 − β in double, rounded to float32 by the call, as NumPy rounds `g * (1 - β)`.
+        kernel(n, _address(p), _address(g), _address(m), _address(v), alpha, beta1, beta2,
+               1 - beta1, 1 - beta2, eps_hat)  # fmt: skip
+        self.adam_calls += 1
+        return True
 
     def _product(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         """A @ B for views A (M, K) and B (K, N), routed to the kernel when it can take them."""
@@ -133,8 +197,47 @@ class WasmBackend(MatmulBackend):
         return a[0] + b[0], a[1], b[1], ldc
 
 
+def _adam_numpy(p, g, m, v, alpha, beta1, beta2, eps_hat) -> None:
+    """Adam's update in NumPy, as ``optimizers.Adam._update`` does it (in place on p, m, v)."""
+    tmp = np.multiply(g, 1 - beta1)
+    m *= beta1
+    m += tmp
+    np.multiply(g, g, out=tmp)
+    tmp *= 1 - beta2
+    v *= beta2
+    v += tmp
+    np.sqrt(v, out=tmp)
+    tmp += eps_hat
+    np.divide(m, tmp, out=tmp)
+    tmp *= alpha
+    p -= tmp
+
+
+def _adam_self_test(backend: Any, rng: np.random.Generator) -> tuple[bool, float]:
+    """(ok, max relative error) of ``backend.adam_update`` against `_adam_numpy`."""
+    ok, worst = True, 0.0
+    for n in (1, 3, 4, 5, 17, 130, int(rng.integers(1, 3000))):
+        p, g = (rng.standard_normal(n).astype(np.float32) for _ in range(2))  # (n,)
+        m = (0.1 * rng.standard_normal(n)).astype(np.float32)  # (n,)
+        v = (0.01 * rng.uniform(0, 1, n)).astype(np.float32)  # (n,)
+        args = (1e-3 * 0.7, 0.9, 0.999, 1e-8 * 0.3)  # alpha, beta1, beta2, eps_hat
+        want = [a.copy() for a in (p, g, m, v)]
+        _adam_numpy(*want, *args)
+        if not backend.adam_update(p, g, m, v, *args):
+            return False, float("inf")
+        for got, exp in zip((p, m, v), (want[0], want[2], want[3]), strict=True):
+            # Bit-identical is expected; allow an ulp in case an engine's sqrt/div differs.
+            err = np.abs(got.astype(np.float64) - exp) / np.spacing(np.abs(exp))  # (n,) in ulps
+            worst = max(worst, float(err.max()))
+            ok = ok and bool(np.all(err <= 1.0))
+    return ok, worst
+
+
 def self_test(backend: MatmulBackend, rng: np.random.Generator) -> tuple[bool, float]:
     """Compare `backend` with float64 NumPy on random shapes, odd edges included.
+
+    A backend with a fused ``adam_update`` (the kernel's) must also match NumPy's Adam step to
+    within an ulp on every element, or the whole backend fails.
 
     Parameters
     ----------
@@ -173,6 +276,9 @@ def self_test(backend: MatmulBackend, rng: np.random.Generator) -> tuple[bool, f
     finally:
         if min_work is not None:
             backend.min_work = min_work
+    if getattr(backend, "_adam", None) is not None:
+        adam_ok, _ = _adam_self_test(backend, rng)
+        ok = ok and adam_ok
     return ok, worst
 
 

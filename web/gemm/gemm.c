@@ -12,6 +12,8 @@
 //   beta == 0 means C is write-only (never read, so garbage or NaN in it is harmless);
 //   bias == 0 means no bias, else bias points at N floats added to every row of C.
 //   gemm_features() -> 1 for the simd128 build, 3 for the relaxed-SIMD build.
+//   adam_update(n, p, g, m, v, alpha, beta1, beta2, one_minus_beta1, one_minus_beta2, eps_hat)
+//     one pass of Adam over n floats, in place on p, m, v (see adam_update below).
 //
 // Build: scripts/build_gemm.sh (clang --target=wasm32 -msimd128 -O3 -nostdlib).
 
@@ -285,6 +287,41 @@ void gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int l
   for (; i + 2 <= M; i += 2)
     row_dot(2, N, K, A + i * lda, lda, B, ldb, C + i * ldc, ldc, beta, bias);
   if (i < M) row_dot(1, N, K, A + i * lda, lda, B, ldb, C + i * ldc, ldc, beta, bias);
+}
+
+// ---------------------------------------------------------------------------------------
+// Adam: the ten NumPy passes of optimizers.Adam._update as one pass over the arrays,
+//   m = m*b1 + g*(1-b1);  v = v*b2 + (g*g)*(1-b2);  p -= (m / (sqrt(v) + eps_hat)) * alpha
+// with every float32 operation in NumPy's order and rounding (separate multiply and add, no
+// FMA even in the relaxed build; IEEE sqrt and division), so the result is bit-identical.
+// The 1-b scalars come from the caller, rounded from the same double NumPy would round.
+// The last n % 4 elements use partial-lane loads and stores, like the GEMM's edge tiles.
+INLINE void adam_vec(float *p, const float *g, float *m, float *v, int r, v128_t A, v128_t B1,
+                     v128_t B2, v128_t C1, v128_t C2, v128_t E) {
+  v128_t gi = load_n(g, r);
+  v128_t mi = wasm_f32x4_add(wasm_f32x4_mul(load_n(m, r), B1), wasm_f32x4_mul(gi, C1));
+  v128_t vi = wasm_f32x4_add(wasm_f32x4_mul(load_n(v, r), B2),
+                             wasm_f32x4_mul(wasm_f32x4_mul(gi, gi), C2));
+  v128_t step = wasm_f32x4_mul(wasm_f32x4_div(mi, wasm_f32x4_add(wasm_f32x4_sqrt(vi), E)), A);
+  store_n(m, mi, r);
+  store_n(v, vi, r);
+  store_n(p, wasm_f32x4_sub(load_n(p, r), step), r);
+}
+
+EXPORT(adam_update)
+void adam_update(int n, float *p, const float *g, float *m, float *v, float alpha, float beta1,
+                 float beta2, float one_minus_beta1, float one_minus_beta2, float eps_hat) {
+  const v128_t A = wasm_f32x4_splat(alpha), E = wasm_f32x4_splat(eps_hat);
+  const v128_t B1 = wasm_f32x4_splat(beta1), C1 = wasm_f32x4_splat(one_minus_beta1);
+  const v128_t B2 = wasm_f32x4_splat(beta2), C2 = wasm_f32x4_splat(one_minus_beta2);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) adam_vec(p + i, g + i, m + i, v + i, 4, A, B1, B2, C1, C2, E);
+  switch (n - i) {
+    case 3: adam_vec(p + i, g + i, m + i, v + i, 3, A, B1, B2, C1, C2, E); break;
+    case 2: adam_vec(p + i, g + i, m + i, v + i, 2, A, B1, B2, C1, C2, E); break;
+    case 1: adam_vec(p + i, g + i, m + i, v + i, 1, A, B1, B2, C1, C2, E); break;
+    default: break;
+  }
 }
 
 EXPORT(gemm_features)

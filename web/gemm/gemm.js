@@ -150,6 +150,7 @@ export async function installGemm(
       gemm_nn: kernel.gemm_nn,
       gemm_tn: kernel.gemm_tn,
       gemm_nt: kernel.gemm_nt,
+      adam_update: kernel.adam_update, // (n, p, g, m, v, alpha, b1, b2, 1-b1, 1-b2, eps_hat)
       features: kernel.gemm_features(),
       relaxed: result.relaxed,
     });
