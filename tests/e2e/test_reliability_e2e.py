@@ -26,7 +26,7 @@ BOOT_TIMEOUT_MS = 90_000
 SUBSET = 2000
 TINY = {"hidden": "16", "activation": "relu", "init": "he", "optimizer": "adam",
         "learning_rate": "0.01", "batch_size": "100", "epochs": "1", "seed": "0",
-        "dtype": "float32"}  # fmt: skip
+        "dtype": "float32", "lr_schedule": "constant"}  # fmt: skip
 ONE = DIGITS["1"]
 
 
