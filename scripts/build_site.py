@@ -6,7 +6,10 @@ Layout (every URL the page uses is relative to dist/)::
     dist/pyodide/       Pyodide core + pyodide-lock.json + verified numpy/Pillow wheels
     dist/wheels/        our own pure-Python wheel (scribblenet-<version>-py3-none-any.whl)
     dist/vendor/uplot/  uPlot.esm.js, uPlot.min.css
-    dist/manifest.json  {version, pyodide, wheel, dataset, model, files: {path: {sha256, size}}}
+    dist/startup/       start-up caches made by scripts/build_startup.mjs under Node: a memory
+                        snapshot of the started interpreter and the .pyc the page imports
+    dist/manifest.json  {version, pyodide, wheel, dataset, model, snapshot, bytecode,
+                         files: {path: {sha256, size}}}
 
 Usage: ``python scripts/build_site.py [--out dist] [--web web]``. Needs ``npm ci`` first;
 wheels come from fetch_wheels.py (cached and verified).
@@ -60,6 +63,8 @@ EXCLUDE = (
 )
 DOC_SUFFIXES = (".md", ".txt", ".json")  # not candidates for "the dataset"
 MODEL_PATH = "models/pretrained.npz"
+SNAPSHOT_PATH = "startup/snapshot.bin.gz"
+BYTECODE_PATH = "startup/bytecode.zip"
 
 
 class BuildError(RuntimeError):
@@ -164,6 +169,23 @@ def git_commit() -> str | None:
     return result.stdout.strip() or None
 
 
+def build_startup(out: Path, wheels: list[Path]) -> None:
+    """Make dist/startup/ (snapshot + bytecode) by running the site's Pyodide under Node."""
+    script = ROOT / "scripts" / "build_startup.mjs"
+    # The runtime in node_modules is the one copied into dist/pyodide/; under dist/ Node would
+    # read pyodide.asm.js as an ES module (the root package.json says "type": "module").
+    cmd = ["node", str(script), "--pyodide", str(NODE_MODULES / "pyodide"), "--model"]
+    cmd += [str(out / MODEL_PATH), "--out", str(out / "startup"), *map(str, wheels)]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"{script.name} could not run ({exc}); is Node.js installed?") from exc
+    if result.returncode != 0:
+        sys.stderr.write((result.stdout + result.stderr)[-4000:])
+        raise BuildError(f"{script.name} failed (exit {result.returncode})")
+    print(result.stdout.strip())
+
+
 def write_manifest(out: Path, wheel: Path, dataset: str, pyodide_version: str) -> dict:
     """Write dist/manifest.json describing every shipped file; return it."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -181,6 +203,8 @@ def write_manifest(out: Path, wheel: Path, dataset: str, pyodide_version: str) -
         "wheel": wheel.relative_to(out).as_posix(),
         "dataset": dataset,
         "model": MODEL_PATH,
+        "snapshot": SNAPSHOT_PATH,
+        "bytecode": BYTECODE_PATH,
         "uplot": "vendor/uplot/",
         "files": files,
     }
@@ -234,8 +258,10 @@ def build(out: Path, web: Path, dataset_name: str | None = None) -> dict:
     for name in PYODIDE_CORE:
         shutil.copy2(NODE_MODULES / "pyodide" / name, pyodide_dir / name)
     lock = fetch_wheels.load_lock(NODE_MODULES / "pyodide" / "pyodide-lock.json")
+    site_wheels = []
     for wheel_path in fetch_wheels.fetch_lock_packages(lock, fetch_wheels.SITE_PACKAGES):
         shutil.copy2(wheel_path, pyodide_dir / wheel_path.name)
+        site_wheels.append(pyodide_dir / wheel_path.name)
 
     uplot_dir = out / "vendor" / "uplot"
     uplot_dir.mkdir(parents=True)
@@ -244,6 +270,7 @@ def build(out: Path, web: Path, dataset_name: str | None = None) -> dict:
     shutil.copy2(NODE_MODULES / "uplot" / "LICENSE", uplot_dir / "LICENSE")
 
     wheel = build_wheel(out / "wheels")
+    build_startup(out, [*site_wheels, wheel])
     return write_manifest(out, wheel, dataset, lock["info"]["version"])
 
 

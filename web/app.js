@@ -4,30 +4,27 @@ import { WorkerClient } from "./protocol.js";
 import { InkPad, paintInput28 } from "./draw.js";
 import { TrainingCharts } from "./charts.js";
 import { saveModel, loadSavedModel, forgetModel } from "./store.js";
+import { takeWorker } from "./spawn.js";
 
 const $ = (id) => document.getElementById(id);
 
-// ?debug (tests only) passes its query to the worker, which then accepts "debug" requests.
+// ?debug (tests only) passes its query to the worker (spawn.js), which then accepts "debug"
+// requests, and exposes window.scribblenet.
 const pageQuery = new URLSearchParams(location.search);
 const DEBUG = pageQuery.has("debug");
-const WORKER_URL = new URL(`./worker.js${DEBUG ? location.search : ""}`, import.meta.url);
 // A worker that stays silent this long while a request or a ping is waiting is presumed dead.
 // Long: an epoch's test pass on the biggest network takes tens of seconds on a slow phone.
 const WATCHDOG_MS = Number((DEBUG && pageQuery.get("watchdog")) || 120_000);
 const MAX_RESTARTS = 3; // automatic restarts within RESTART_WINDOW_MS; after that, a Retry button
 const RESTART_WINDOW_MS = 5 * 60_000;
 
-// Start the worker first: everything else on the page waits for it.
+// The first worker was started by spawn.js before this module loaded; restarts make new ones.
 let worker, client;
 function startWorker() {
-  // Started from a blob: URL so that it inherits this page's Content-Security-Policy: a worker
-  // loaded from its own URL would get only its response's CSP header, and GitHub Pages sends
-  // none. So connect-src 'self' binds the worker (and Python inside it) too.
-  const source = `import ${JSON.stringify(WORKER_URL.href)};\n`;
-  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-  worker = new Worker(url, { type: "module" });
-  URL.revokeObjectURL(url);
+  const spawned = takeWorker();
+  worker = spawned.worker;
   client = new WorkerClient(worker, onEvent);
+  queueMicrotask(spawned.replay); // after this module has run: onEvent needs its state
 }
 startWorker();
 
@@ -62,6 +59,10 @@ function onEvent(msg) {
       const li = document.querySelector(`#stages [data-stage="${msg.stage}"]`);
       li.dataset.state = msg.state;
       li.dataset.ms = msg.ms ?? "";
+      if (msg.detail && msg.state === "done") {
+        li.dataset.detail = msg.detail; // a start-up cache was not used: slower, still fine
+        console.info(`scribblenet: ${msg.stage}: ${msg.detail}`);
+      } else delete li.dataset.detail;
       const stages = [...document.querySelectorAll("#stages li")];
       $("stages").dataset.done = String(stages.every((el) => el.dataset.state === "done"));
       if (msg.state === "loading" && !state.ready) setStatus(`${state.notice}${STAGE_TEXT[msg.stage]}`);
@@ -462,6 +463,7 @@ async function boot(crashed = false) {
     state.ready = true;
     showModel(reply.model);
     if (reply.warning) console.warn("scribblenet:", reply.warning);
+    if (DEBUG) window.scribblenet.startup = reply.startup; // which start-up caches were used
     const restored = reply.model?.source === "saved" ? "restored the model saved in this browser" : "using the pretrained model";
     if (crashed) setStatus(`${state.notice}Ready again, ${restored}.`);
     else setStatus(state.dataReady ? "Ready: draw a digit, or train your own network." : "Ready: draw a digit. (The training data is still loading.)");

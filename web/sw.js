@@ -2,7 +2,7 @@
 //
 // Scope: the directory this file is served from (the site's sub-path, e.g. /scribblenet/).
 //  - cache-first: every file manifest.json lists (with its sha256) under pyodide/, wheels/, data/,
-//    models/, vendor/, and gemm/*.wasm. A copy is stored under its URL plus ?sha256=<hex>, and
+//    models/, vendor/, startup/ and gemm/*.wasm. A copy is stored under its URL plus ?sha256=<hex>, and
 //    only after its bytes are checked against that hash, so a rebuild that changes a file changes
 //    its key and the old copy is never served (it is deleted when the new manifest arrives).
 //  - network-first: everything else (the page, its scripts and styles, manifest.json), with the
@@ -14,7 +14,7 @@ const ASSETS = "scribblenet-assets-v1"; // immutable files, keyed by sha256
 const PAGES = "scribblenet-pages-v1"; // network-first copies, for offline use
 const SCOPE = new URL("./", self.location.href);
 const MANIFEST = new URL("manifest.json", SCOPE).href;
-const IMMUTABLE = /^(pyodide|wheels|data|models|vendor)\/|^gemm\/.*\.wasm$/;
+const IMMUTABLE = /^(pyodide|wheels|data|models|vendor|startup)\/|^gemm\/.*\.wasm$/;
 
 let manifest = null; // the newest manifest seen: {files: {path: {sha256, size}}}
 let manifestPending = null; // a network fetch of manifest.json in flight (asset requests wait)

@@ -6,6 +6,7 @@
 // reported in its stage's error, and a Pyodide "fatal error" (after which the runtime is
 // unusable) is reported as a {type: "fatal"} event so the page can start a fresh worker.
 import { captureWasmMemory, installGemm } from "./gemm/gemm.js";
+import { unzip, writeTree } from "./unzip.js";
 
 const base = new URL("./", import.meta.url);
 const CHUNK_MS = 80; // target length of one training chunk; the page waits at most this long
@@ -15,12 +16,14 @@ const query = new URL(import.meta.url).searchParams;
 const DEBUG = query.has("debug");
 const USE_KERNEL = !(DEBUG && query.get("kernel") === "numpy"); // bit-for-bit parity tests
 
-async function stage(name, work) {
+/** Report a loading stage around `work`; `detail()` may add a note when it is done. */
+async function stage(name, work, detail = () => undefined) {
   const t0 = performance.now();
   post({ type: "stage", stage: name, state: "loading" });
   try {
     const result = await work();
-    post({ type: "stage", stage: name, state: "done", ms: Math.round(performance.now() - t0) });
+    const ms = Math.round(performance.now() - t0);
+    post({ type: "stage", stage: name, state: "done", ms, detail: detail() });
     return result;
   } catch (err) {
     post({ type: "stage", stage: name, state: "error", detail: err.message });
@@ -78,62 +81,173 @@ async function blaming(paths, work) {
 const isFatal = (err) => Boolean(err?.pyodide_fatal_error) || /fatally failed/.test(err?.message);
 
 // ── Loading: the downloads start at once, in parallel with the runtime. ──────────────────────
+//
+// The fast path uses the two start-up caches of dist/startup/ (scripts/build_startup.mjs): a
+// memory snapshot of the started interpreter, which skips Python's own start-up, and the .pyc
+// of the modules imported below. The wheels are unzipped here in JavaScript while the runtime
+// starts, and their extension modules are compiled when Python first imports them. If a cache
+// is missing, corrupt or refused, the worker starts the slow way and says so in the stage's
+// detail; a missing or corrupt wheel, runtime file or model is an error naming the file.
 let pyodide, session, py; // py: the Session's bound methods, proxied once and reused
 const manifestPromise = fetch(new URL("manifest.json", base)).then((r) => {
   if (!r.ok) throw new Error(`manifest.json: HTTP ${r.status}`);
   return r.json();
 });
-const modelBytes = manifestPromise.then((m) => fetchVerified(m, m.model));
-// The dataset is only needed for training: on a slow line it must not hold up the runtime.
-const dataBytes = manifestPromise.then((m) => fetchVerified(m, m.dataset, "low"));
-modelBytes.catch(() => {}); // handled where awaited; silence "unhandled rejection" meanwhile
-dataBytes.catch(() => {});
+const quietly = (promise) => (promise.catch(() => {}), promise); // awaited (and reported) later
+const modelBytes = quietly(manifestPromise.then((m) => fetchVerified(m, m.model)));
+const USE_SNAPSHOT = !(DEBUG && query.has("nosnapshot")); // tests of the slow path
+const snapshotGzipped = quietly(
+  manifestPromise.then((m) => (USE_SNAPSHOT && m.snapshot ? fetchVerified(m, m.snapshot, "high") : null)),
+);
+const snapshotBytes = quietly(
+  snapshotGzipped.then(async (gzipped) => {
+    if (!gzipped) return null;
+    const stream = new Blob([gzipped]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }),
+);
+
+// Wheels (numpy and Pillow, verified against pyodide-lock.json at build time and against the
+// manifest here, then ours) and the bytecode are fetched, verified and unzipped by a helper
+// worker on the other core while this one restores the runtime. They wait for the snapshot's
+// download, which is on the critical path with the runtime's own files.
+const wheelPaths = (m) => [
+  ...Object.keys(m.files ?? {}).filter((p) => /^pyodide\/[^/]*\.whl$/.test(p)),
+  m.wheel,
+];
+const unpacking = new Map(); // id -> {manifest, path, resolve, reject}
+let unpacker = null;
+let unpackIds = 0;
+function unpackHere(job) {
+  fetchVerified(job.manifest, job.path).then(unzip).then(job.resolve, job.reject);
+}
+function startUnpacker() {
+  const helper = new Worker(new URL("./unpack-worker.js", base), { type: "module" });
+  helper.onmessage = ({ data }) => {
+    const job = unpacking.get(data.id);
+    unpacking.delete(data.id);
+    if (data.error) job.reject(new Error(data.error));
+    else job.resolve(data.files);
+    if (!unpacking.size) helper.terminate(); // its work is done: give its memory back
+  };
+  helper.onerror = (event) => {
+    event.preventDefault(); // no helper (an old browser, a blocked script): unzip here instead
+    for (const job of unpacking.values()) unpackHere(job);
+    unpacking.clear();
+  };
+  return helper;
+}
+/** Fetch, verify and unzip a site file, off this thread when possible: [{path, data}]. */
+function unpack(manifest, path) {
+  return new Promise((resolve, reject) => {
+    const job = { manifest, path, resolve, reject };
+    try {
+      if (!unpacker || !unpacking.size) unpacker = startUnpacker();
+    } catch {
+      return unpackHere(job);
+    }
+    const id = ++unpackIds;
+    unpacking.set(id, job);
+    const url = new URL(path, base).href;
+    unpacker.postMessage({ id, url, path, sha256: manifest.files?.[path]?.sha256 });
+  });
+}
+const afterSnapshot = snapshotGzipped.catch(() => null).then(() => manifestPromise);
+const wheelFiles = quietly(afterSnapshot.then((m) => Promise.all(wheelPaths(m).map((p) => unpack(m, p)))));
+const bytecodeFiles = quietly(afterSnapshot.then((m) => (m.bytecode ? unpack(m, m.bytecode) : [])));
 let initOptions; // set by the "init" request: {savedModel?}
 const initReceived = new Promise((resolve) => (initOptions = resolve));
 
 captureWasmMemory(); // before loadPyodide: lets the SIMD matmul kernel find Python's heap later
 const runtimeFiles = (m) => Object.keys(m.files ?? {}).filter((p) => /^pyodide\/[^/]*$/.test(p) && !p.endsWith(".whl"));
-// A runtime file that is missing or corrupt can leave loadPyodide waiting forever, so the same
-// files are checked against the manifest alongside (the second fetch is served by the HTTP cache).
-const runtimeVerified = manifestPromise.then((m) =>
-  Promise.all(runtimeFiles(m).map((path) => fetchVerified(m, path))),
-);
-runtimeVerified.catch(() => {});
-const runtime = stage("runtime", () =>
-  blaming(runtimeFiles, async () => {
-    const { loadPyodide } = await import("./pyodide/pyodide.mjs");
-    const loading = loadPyodide({ indexURL: new URL("./pyodide/", base).href });
-    return Promise.race([loading, runtimeVerified.then(() => loading)]);
-  }),
-);
-runtime.catch(() => {}); // reported by stage(); awaited below
+// Pyodide fetches its own files, and a missing one can leave loadPyodide waiting forever. So
+// while it starts, the worker's fetch is watched: the first failed runtime download fails the
+// stage at once, named. (A corrupt file makes loadPyodide throw instead, and `blaming` then
+// checks every file's sha256; the slow check below only catches a start that hangs anyway.)
+const RUNTIME_CHECK_MS = 20_000;
+const realFetch = self.fetch;
+let runtimeFetchFailed;
+const runtimeFetchFailure = quietly(new Promise((_, reject) => (runtimeFetchFailed = reject)));
+const runtimeDir = new URL("./pyodide/", base).href;
+const isRuntimeFile = (url) => url.startsWith(runtimeDir) && !/\.whl$/.test(new URL(url).pathname);
+self.fetch = async function watchedFetch(input, init) {
+  const url = String(input?.url ?? input);
+  const name = url.startsWith(base.href) ? url.slice(base.href.length) : url;
+  try {
+    const response = await realFetch.call(self, input, init);
+    if (!response.ok && isRuntimeFile(url)) runtimeFetchFailed(new Error(`${name}: HTTP ${response.status}`));
+    return response;
+  } catch (err) {
+    if (isRuntimeFile(url)) runtimeFetchFailed(new Error(`${name}: ${err.message}`));
+    throw err;
+  }
+};
+let runtimeSettled = false;
+/** After RUNTIME_CHECK_MS of a start that has not ended: check every runtime file's sha256. */
+const runtimeVerifiedLate = () =>
+  new Promise((resolve) => setTimeout(resolve, RUNTIME_CHECK_MS))
+    .then(() => (runtimeSettled ? new Promise(() => {}) : manifestPromise))
+    .then((m) => Promise.all(runtimeFiles(m).map((path) => fetchVerified(m, path))));
+// Run in a restored interpreter: what the snapshot froze but must differ between visitors.
+const AFTER_RESTORE = `
+import sys
+if "random" in sys.modules:
+    sys.modules["random"].seed()  # the snapshot's state is the same for every visitor
+`;
+const startup = { snapshot: false, bytecode: false, notes: [] }; // reported with "ready"
 
-const loaded = (async () => {
-  const manifest = await manifestPromise;
-  // Warm the HTTP cache with the wheels loadPackage will ask for once the runtime is up, so
-  // their download overlaps the runtime's start instead of following it.
-  for (const path of Object.keys(manifest.files ?? {})) {
-    if (path.endsWith(".whl") && path !== manifest.wheel) {
-      fetch(new URL(path, base)).then((r) => r.blob()).catch(() => {});
+async function startRuntime() {
+  const { loadPyodide } = await import("./pyodide/pyodide.mjs");
+  const indexURL = new URL("./pyodide/", base).href;
+  if ((await manifestPromise).snapshot && USE_SNAPSHOT) {
+    try {
+      const restored = await loadPyodide({ indexURL, _loadSnapshot: snapshotBytes });
+      restored.runPython(AFTER_RESTORE);
+      startup.snapshot = true;
+      return restored;
+    } catch (err) {
+      startup.notes.push(`started without the start-up snapshot (${err.message ?? err})`);
     }
   }
-  // Our own wheel is loaded by URL, which Pyodide does not check: verify it here.
-  const ownWheel = fetchVerified(manifest, manifest.wheel);
-  ownWheel.catch(() => {});
+  return loadPyodide({ indexURL });
+}
+
+const notesSince = (n) => () => startup.notes.slice(n).join("; ") || undefined;
+const runtime = stage(
+  "runtime",
+  () =>
+    blaming(runtimeFiles, async () => {
+      const loading = startRuntime();
+      try {
+        return await Promise.race([loading, runtimeFetchFailure, runtimeVerifiedLate().then(() => loading)]);
+      } finally {
+        runtimeSettled = true;
+        self.fetch = realFetch; // only the runtime's own downloads needed watching
+      }
+    }),
+  notesSince(0),
+);
+quietly(runtime);
+
+const loaded = (async () => {
   pyodide = await runtime;
   await stage("packages", async () => {
-    await ownWheel;
-    const wheel = new URL(manifest.wheel, base).href;
-    const failures = [];
-    const wheels = () => Object.keys(manifest.files ?? {}).filter((p) => p.endsWith(".whl"));
-    await blaming(wheels, async () => {
-      await pyodide.loadPackage(["numpy", "pillow", wheel], {
-        messageCallback: () => {},
-        errorCallback: (message) => failures.push(message),
-      });
-      // loadPackage logs a failed download rather than throwing: an import error would follow.
-      if (failures.length) throw new Error(failures.join(" ").slice(0, 300));
-    });
+    const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
+    for (const files of await wheelFiles) writeTree(pyodide.FS, sitePackages, files);
+    try {
+      writeTree(pyodide.FS, sitePackages, await bytecodeFiles);
+      startup.bytecode = true;
+    } catch (err) {
+      startup.notes.push(`compiling Python modules on this visit (${err.message ?? err})`);
+    }
+    // Directory listings cached before these files existed (the snapshot's) must be re-read.
+    // Not importlib.invalidate_caches(): it imports importlib.metadata, half a second here.
+    pyodide.runPython(`
+import sys
+for path, finder in list(sys.path_importer_cache.items()):
+    if path.startswith(${JSON.stringify(sitePackages)}) and hasattr(finder, "invalidate_caches"):
+        finder.invalidate_caches()
+`);
     const module = pyodide.pyimport("scribblenet.session");
     session = module.Session();
     module.destroy();
@@ -143,7 +257,7 @@ const loaded = (async () => {
       "use_wasm_backend"]) {
       py[name] = session[name];
     }
-  });
+  }, notesSince(startup.notes.length));
   const { savedModel } = await initReceived;
   const ready = await stage("model", async () => {
     const pretrained = call("load_model", [await modelBytes], { source: "pretrained" });
@@ -156,6 +270,9 @@ const loaded = (async () => {
 })();
 loaded.catch(() => {}); // every request awaits it and reports its error
 
+// The dataset is only needed for training: it is fetched once the page can predict, so that it
+// never competes with the runtime for the line or the CPU.
+const dataBytes = quietly(loaded.then(() => manifestPromise).then((m) => fetchVerified(m, m.dataset)));
 // Training needs the data and, for speed, the SIMD matmul kernel; predicting needs neither.
 const dataLoaded = loaded.then(async () => {
   await yieldToEventLoop(); // predictions that waited for the model go first
@@ -244,7 +361,7 @@ const handlers = {
   async init(msg) {
     initOptions({ savedModel: msg.savedModel });
     const ready = await loaded;
-    return { type: "ready", model: ready.model, warning: ready.warning };
+    return { type: "ready", model: ready.model, warning: ready.warning, startup };
   },
   async configure(msg) {
     await loaded;

@@ -11,18 +11,24 @@ __all__ = ["Dense"]
 
 
 class Dense:
-    """An affine layer owning W (in, out), b (out,), their gradients and its cached input."""
+    """An affine layer owning W (in, out), b (out,), their gradients and its cached input.
+
+    rng=None leaves W at zero, for weights that are loaded next (no random numbers drawn).
+    """
 
     def __init__(
         self,
         n_in: int,
         n_out: int,
-        rng: np.random.Generator,
+        rng: np.random.Generator | None,
         init: str = "he",
         dtype: str | np.dtype = "float32",
         backend: MatmulBackend | None = None,
     ):
-        self.W = init_weights(init, n_in, n_out, rng, np.dtype(dtype))  # (in, out)
+        if rng is None:
+            self.W = np.zeros((n_in, n_out), dtype=dtype)  # (in, out)
+        else:
+            self.W = init_weights(init, n_in, n_out, rng, np.dtype(dtype))  # (in, out)
         self.b = np.zeros(n_out, dtype=dtype)  # (out,)
         self.dW = np.zeros_like(self.W)
         self.db = np.zeros_like(self.b)

@@ -185,7 +185,7 @@ def model_from_bytes(data: bytes | bytearray | memoryview) -> Network:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"metadata describes an invalid network: {exc}") from None
-        net = Network(config, np.random.default_rng(0))
+        net = Network(config, initialize=False)
         expected = net.named_parameters()
         present = set(npz.files) - {"metadata"}
         if present != set(expected):

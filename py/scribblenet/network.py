@@ -25,12 +25,24 @@ class Network:
     ----------
     config : the architecture (sizes, activation, initialiser, dtype).
     rng : the generator that draws the initial weights; default seed 0.
+    initialize : False leaves every weight at zero and draws nothing, for a network whose
+        weights are loaded next (model files: loading one then never imports numpy.random,
+        which the page's start-up would otherwise wait for).
     """
 
-    def __init__(self, config: NetworkConfig, rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        config: NetworkConfig,
+        rng: np.random.Generator | None = None,
+        *,
+        initialize: bool = True,
+    ):
         if not isinstance(config, NetworkConfig):
             raise ValueError(f"config must be a NetworkConfig, got {type(config).__name__}")
-        rng = np.random.default_rng(0) if rng is None else rng
+        if not initialize:
+            rng = None
+        elif rng is None:
+            rng = np.random.default_rng(0)
         self.config = config
         self.dtype = np.dtype(config.dtype)
         self.backend: MatmulBackend = NumpyBackend()

@@ -21,7 +21,9 @@ from .optimizers import make_optimizer
 __all__ = ["Trainer", "confusion_matrix", "trainer_rngs"]
 
 Event = dict[str, Any]
-Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+# A string: evaluating np.random here would import numpy.random (nine extension modules under
+# Pyodide) before the page can predict, which needs none of them.
+Augment = Callable[[np.ndarray, "np.random.Generator"], np.ndarray]
 
 
 def trainer_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:

@@ -356,7 +356,27 @@ ASSETS = {
     "wheel truncated": ("**/wheels/scribblenet-*.whl", "truncate", "scribblenet-"),
     "model 404": ("**/models/pretrained.npz", "404", "models/pretrained.npz: HTTP 404"),
     "dataset corrupt": ("**/data/mnist-compact-*.bin", "flip", "does not match the manifest"),
+    "numpy wheel corrupt": ("**/pyodide/numpy-*.whl", "flip", "numpy-2.0.2"),
+    "stdlib 404": ("**/pyodide/python_stdlib.zip", "404", "pyodide/python_stdlib.zip: HTTP 404"),
 }
+
+
+def break_response(how: str):
+    """A route handler: a 404, or the real response truncated or with its first bytes flipped."""
+
+    def handler(route) -> None:
+        if how == "404":
+            route.fulfill(status=404, body="not found")
+            return
+        response = route.fetch()
+        body = response.body()
+        if how == "truncate":
+            body = body[: len(body) // 2]
+        else:  # flip the low bit of the first bytes
+            body = bytes(b ^ 1 for b in body[:64]) + body[64:]
+        route.fulfill(response=response, body=body)
+
+    return handler
 
 
 @pytest.mark.parametrize("case", sorted(ASSETS))
@@ -364,20 +384,7 @@ def test_broken_asset_is_named_and_retry_recovers(browser: Browser, site_url: st
     pattern, how, message = ASSETS[case]
     context = browser.new_context(service_workers="block")
     try:
-
-        def breaks(route) -> None:
-            if how == "404":
-                route.fulfill(status=404, body="not found")
-                return
-            response = route.fetch()
-            body = response.body()
-            if how == "truncate":
-                body = body[: len(body) // 2]
-            else:  # flip the low bit of the first bytes
-                body = bytes(b ^ 1 for b in body[:64]) + body[64:]
-            route.fulfill(response=response, body=body)
-
-        context.route(pattern, breaks)
+        context.route(pattern, break_response(how))
         page = context.new_page()
         page.goto(site_url)
         status, retry = page.get_by_test_id("status"), page.get_by_test_id("retry")
@@ -393,6 +400,72 @@ def test_broken_asset_is_named_and_retry_recovers(browser: Browser, site_url: st
         expect(retry).to_be_hidden()
         wait_ready(page)
         expect(page.get_by_test_id("train")).to_be_enabled(timeout=BOOT_TIMEOUT_MS)
+    finally:
+        context.close()
+
+
+# ── 5b. the start-up caches: used when sound, and only a slower start when not ─────────────
+
+
+def boot_with(browser: Browser, url: str, broken: dict[str, str]):
+    """Open the page with the given {url pattern: "404" | "flip"} broken; wait until ready."""
+    context = browser.new_context(service_workers="block")
+    for pattern, how in broken.items():
+        context.route(pattern, break_response(how))
+    page = context.new_page()
+    page.goto(url)
+    wait_ready(page)
+    return context, page
+
+
+def stage_detail(page: Page, stage: str) -> str:
+    return page.locator(f'#stages [data-stage="{stage}"]').get_attribute("data-detail") or ""
+
+
+def test_page_starts_from_its_snapshot_and_bytecode(browser: Browser, site_url: str) -> None:
+    context, page = boot_with(browser, f"{site_url}?debug", {})
+    try:
+        startup = page.evaluate("window.scribblenet.startup")
+        assert startup == {"snapshot": True, "bytecode": True, "notes": []}
+        assert stage_detail(page, "runtime") == stage_detail(page, "packages") == ""
+        p = predicted(page)
+        assert max(p) == p[1]  # the drawing is a "1"
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    ("broken", "stage", "note"),
+    [
+        ({"**/startup/snapshot.bin.gz": "flip"}, "runtime", "without the start-up snapshot"),
+        ({"**/startup/snapshot.bin.gz": "404"}, "runtime", "snapshot.bin.gz: HTTP 404"),
+        ({"**/startup/bytecode.zip": "404"}, "packages", "compiling Python modules"),
+    ],
+    ids=["snapshot corrupt", "snapshot 404", "bytecode 404"],
+)
+def test_broken_startup_cache_only_slows_the_start(browser, site_url, broken, stage, note):
+    context, page = boot_with(browser, f"{site_url}?debug", broken)
+    try:
+        assert note in stage_detail(page, stage)
+        startup = page.evaluate("window.scribblenet.startup")
+        assert startup["snapshot"] is (stage != "runtime")
+        assert startup["bytecode"] is (stage != "packages")
+        p = predicted(page)
+        assert max(p) == p[1]
+        expect(page.get_by_test_id("train")).to_be_enabled(timeout=BOOT_TIMEOUT_MS)
+    finally:
+        context.close()
+
+
+def test_page_starts_without_the_snapshot_when_asked(browser: Browser, site_url: str) -> None:
+    requests: list[tuple[str, str]] = []
+    context, page = open_page(browser, f"{site_url}?debug&nosnapshot", requests)
+    try:
+        wait_ready(page)
+        assert page.evaluate("window.scribblenet.startup.snapshot") is False
+        assert not any("snapshot.bin.gz" in url for _, url in requests)  # not even downloaded
+        p = predicted(page)
+        assert max(p) == p[1]
     finally:
         context.close()
 
