@@ -29,6 +29,8 @@ candidate step changes of bench/proto.py (--proto) and candidate presets (--tune
     .venv/bin/python scripts/bench_browser.py [--json bench.json] [--repeats 3] [--dist DIR]
         [--only coldstart,throughput,tfjs,native,train,memory] [--profile] [--proto] [--tune]
 
+"bench/" above is the repository's scripts/bench/, served beside the site as <site>/bench/.
+
 Not a test: the figures depend on the machine and on its other load.
 """
 
@@ -58,6 +60,7 @@ import serve
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "scripts" / "bench"  # benchmark-only pages, served as <site>/bench/
 CHROMIUM = os.environ.get("SCRIBBLENET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -183,7 +186,7 @@ def stage_sites(tmp: Path, dist: Path | None, notes: list[str]) -> tuple[Path, P
         build_site.build(site, web)
     if not (site / "sw.js").is_file() and (ROOT / "web" / "sw.js").is_file():
         shutil.copy2(ROOT / "web" / "sw.js", site / "sw.js")
-    shutil.copytree(ROOT / "bench", site / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(BENCH, site / "bench", ignore=shutil.ignore_patterns("__pycache__"))
     if not build_proto(site / "bench" / "proto_kernels.wasm"):
         notes.append("clang/wasm-ld missing: the adam_wasm prototype is not measured")
     vendor = site / "bench" / "vendor" / "tfjs"
@@ -216,7 +219,7 @@ def build_proto(out: Path) -> bool:
     cmd = ["clang", "--target=wasm32", "-msimd128", "-O3", "-nostdlib", "-ffreestanding",
            "-fno-builtin", "-Wall", "-Wextra", "-Werror", "-Wl,--no-entry", "-Wl,--import-memory",
            "-Wl,--strip-debug", "-Wl,-z,stack-size=0", "-o", str(out),
-           str(ROOT / "bench" / "proto_kernels.c")]  # fmt: skip
+           str(BENCH / "proto_kernels.c")]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
 
 
@@ -603,7 +606,7 @@ def native_rate(args: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "py")}
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
-    cmd = [sys.executable, str(ROOT / "bench" / "bench_tasks.py"), "throughput", json.dumps(args)]
+    cmd = [sys.executable, str(BENCH / "bench_tasks.py"), "throughput", json.dumps(args)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
 

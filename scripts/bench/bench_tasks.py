@@ -408,5 +408,5 @@ def run_json(name: str, args_json: str = "{}") -> str:
     return json.dumps(_TASKS[name](**json.loads(args_json)))
 
 
-if __name__ == "__main__":  # native: python bench/bench_tasks.py TASK '{"json": "args"}'
+if __name__ == "__main__":  # native: python scripts/bench/bench_tasks.py TASK '{"json": "args"}'
     print(run_json(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "{}"))
