@@ -398,6 +398,20 @@ class RssSampler(threading.Thread):
 
 
 # ── 1. Cold start ─────────────────────────────────────────────────────────────────────────────
+def first_prediction(page, timeout_ms: int) -> float:
+    """Draw a "1" on the ready page; seconds from lifting the pen to the prediction shown."""
+    box = page.locator("[data-testid=draw-canvas]").bounding_box()
+    x = box["x"] + 0.5 * box["width"]
+    page.mouse.move(x, box["y"] + 0.2 * box["height"])
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + 0.8 * box["height"], steps=12)
+    page.mouse.up()
+    t0 = time.perf_counter()
+    shown = "[data-testid=prediction][aria-busy=false]:not(:empty)"
+    page.locator(shown).wait_for(timeout=timeout_ms)
+    return time.perf_counter() - t0
+
+
 def visit(context, url: str, traffic: Traffic, timeout_ms: int, want_sw: bool) -> dict[str, Any]:
     """Open the page in a new tab; time it until it can predict and until the data is loaded."""
     traffic.reset()
@@ -412,6 +426,8 @@ def visit(context, url: str, traffic: Traffic, timeout_ms: int, want_sw: bool) -
         )
         result["bytes_until_ready"] = traffic.snapshot()["bytes"]
         result["ready_s"] = page.evaluate("window.__bench.readyAt") / 1000
+        result["first_prediction_s"] = first_prediction(page, timeout_ms)
+        result["predicted_s"] = result["ready_s"] + result["first_prediction_s"]
         page.wait_for_function(
             "() => window.__bench.events.some((e) => e.type === 'dataset'"
             " || (e.type === 'stage' && e.state === 'error'))",
@@ -720,8 +736,9 @@ def form_label(form: Any) -> str:
 
 def report_coldstart(cs: dict[str, Any], add) -> None:
     """Section 1 of the table."""
-    add("1. Cold start: navigation -> can predict (status ready) and -> training data loaded")
-    add(f"   {'setting':<42}{'visit':<8}{'ready s':>8}{'data s':>8}{'MB sent':>9}"
+    add("1. Cold start: navigation -> can predict (status ready), -> a drawn 1 predicted (ready +")
+    add("   the first prediction's latency), and -> training data loaded")
+    add(f"   {'setting':<42}{'visit':<8}{'ready s':>8}{'pred s':>8}{'data s':>8}{'MB sent':>9}"
         f"{'reqs':>6}{'304s':>6}{'SW':>5}   worker stages ms")  # fmt: skip
 
     def row(name: str, label: str, v: dict[str, Any]) -> None:
@@ -729,7 +746,8 @@ def report_coldstart(cs: dict[str, Any], add) -> None:
             add(f"   {name:<42}{label:<8}ERROR {v.get('error')}")
             return
         stages = " ".join(f"{k} {ms}" for k, ms in (v.get("stages_ms") or {}).items())
-        add(f"   {name:<42}{label:<8}{fmt(v['ready_s']):>8}{fmt(v.get('data_ready_s')):>8}"
+        add(f"   {name:<42}{label:<8}{fmt(v['ready_s']):>8}{fmt(v.get('predicted_s')):>8}"
+            f"{fmt(v.get('data_ready_s')):>8}"
             f"{v.get('bytes', 0) / 1e6:>9.2f}{v.get('requests', 0):>6}{v.get('not_modified', 0):>6}"
             f"{v.get('responses_from_sw', 0):>5}   {stages}")  # fmt: skip
 
@@ -921,11 +939,11 @@ def targets(r: dict[str, Any]) -> dict[str, tuple[Any, bool | None]]:
         ok = None if "epochs" not in run else (v is not None and v <= 15)
         put(f"Train -> 97.5 % <= 15 s, s ({label})", v, ok)
     cs = r.get("coldstart") or {}
-    firsts = [v["ready_s"] for v in cs.get("first_visits", []) if "ready_s" in v]
+    firsts = [v["predicted_s"] for v in cs.get("first_visits", []) if "predicted_s" in v]
     v = min(firsts) if firsts else None
     put("page open -> predicting, first visit <= 3 s (best)", v, None if v is None else v <= 3)
     scenarios = cs.get("scenarios", {}).values()
-    repeats = [x["ready_s"] for s in scenarios for x in s["repeats"] if "ready_s" in x]
+    repeats = [x["predicted_s"] for s in scenarios for x in s["repeats"] if "predicted_s" in x]
     v = min(repeats) if repeats else None
     put("page open -> predicting, repeat visit <= 1.5 s (best)", v, None if v is None else v <= 1.5)
     mem = r.get("memory", {})

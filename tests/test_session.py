@@ -276,3 +276,31 @@ def test_wasm_backend_is_optional(session: Session) -> None:
     assert result["ok"] is False
     assert "not installed" in result["reason"]
     assert session.net.backend.name == "numpy"
+
+
+def test_dataset_decodes_in_steps_with_the_same_result(rng: np.random.Generator) -> None:
+    data = tiny_mnist(rng, 200, 60)
+    blob = encode_compact(data, levels=256, block_size=50)  # 4 train blocks + 2 test blocks
+    stepwise = Session()
+    stepwise.begin_dataset(blob)
+    steps = []
+    while not (result := stepwise.continue_dataset())["done"]:
+        steps.append(result)
+    # Three inflate steps and one step per block for each split: the worker answers
+    # predictions in between.
+    assert len(steps) == 2 * 3 + 4 + 2
+    assert result == {"done": True, "ok": True, "n_train": 200, "n_test": 60}
+    for got, want in zip(stepwise.data, data, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert stepwise.continue_dataset()["ok"] is False  # nothing left to decode
+
+
+def test_corrupt_dataset_is_reported_by_the_stepwise_decoder(rng: np.random.Generator) -> None:
+    blob = bytearray(encode_compact(tiny_mnist(rng, 20, 10)))
+    blob[-1] ^= 0xFF
+    s = Session()
+    s.begin_dataset(bytes(blob))
+    while not (result := s.continue_dataset())["done"]:
+        pass
+    assert result["ok"] is False and "corrupt" in result["error"]
+    assert s.data is None

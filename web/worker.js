@@ -252,7 +252,7 @@ for path, finder in list(sys.path_importer_cache.items()):
     session = module.Session();
     module.destroy();
     py = {};
-    for (const name of ["load_dataset", "load_model", "reset_to_pretrained", "export_model",
+    for (const name of ["begin_dataset", "continue_dataset", "load_model", "reset_to_pretrained", "export_model",
       "configure", "start_training", "train_chunk", "stop_training", "predict_ink", "describe",
       "use_wasm_backend"]) {
       py[name] = session[name];
@@ -277,7 +277,14 @@ const dataBytes = quietly(loaded.then(() => manifestPromise).then((m) => fetchVe
 const dataLoaded = loaded.then(async () => {
   await yieldToEventLoop(); // predictions that waited for the model go first
   return stage("data", async () => {
-    const result = call("load_dataset", [await dataBytes]);
+    // In steps of one block of images, with a yield between, so that predictions of drawings
+    // made meanwhile are answered within one step instead of after the whole decode.
+    call("begin_dataset", [await dataBytes]);
+    let result;
+    do {
+      await yieldToEventLoop();
+      result = call("continue_dataset");
+    } while (!result.done);
     if (!result.ok) throw new Error(result.error);
     const gemm = USE_KERNEL
       ? await installGemm(pyodide, new URL("./gemm/gemm.wasm", base))

@@ -41,7 +41,7 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -55,6 +55,7 @@ __all__ = [
     "VERSION",
     "CompactData",
     "decode_compact",
+    "decode_compact_steps",
     "dequantize",
     "encode_compact",
     "quantize",
@@ -382,7 +383,8 @@ def _inflate(blob: memoryview, expected: int, what: str) -> bytes:
 
 def _decode_split(
     split: dict[str, Any], blobs: dict[str, memoryview], levels: int, block_size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> Generator[None, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Decode one split, yielding after each block of images; returns (X, y, indices)."""
     name, n, k = split["name"], split["count"], split["nonzero"]
 
     y = np.frombuffer(_inflate(blobs["labels"], n, f"{name} labels"), np.uint8)  # (n,)
@@ -396,14 +398,17 @@ def _decode_split(
         raise ValueError(f"{name} indices are not strictly increasing")
     indices = np.cumsum(deltas, dtype=np.int64)  # (n,)
 
+    yield  # each inflate below takes a good part of a second in the browser
     planes = np.frombuffer(_inflate(blobs["mask"], 4 * n * _SIDE, f"{name} mask"), np.uint8)
     rows = planes.reshape(4, n * _SIDE).T.reshape(n, _SIDE, 4)  # (n, 28, 4) little-endian uint32
     if (rows[:, :, 3] & 0xF0).any():
         raise ValueError(f"{name} mask sets bits beyond column 27")
 
     packed = levels <= 16
+    yield
     raw = _inflate(blobs["values"], (k + 1) // 2 if packed else k, f"{name} values")
     values = np.frombuffer(raw, np.uint8)  # (k,) or (ceil(k/2),)
+    yield
     if packed:
         pairs = values
         values = np.empty(2 * pairs.size, np.uint8)  # (2*ceil(k/2),)
@@ -429,6 +434,7 @@ def _decode_split(
             values[used : used + positions.size]
         ]
         used += positions.size
+        yield
     if used != k:
         raise ValueError(f"{name} mask has {used} pixels set, the header says nonzero={k}")
     return X, y.copy(), indices
@@ -445,6 +451,21 @@ def decode_compact(data: bytes | bytearray | memoryview) -> CompactData:
     -------
     CompactData(mnist=MNIST(X_train uint8 (n_train, 784), y_train uint8 (n_train,), X_test,
     y_test), train_indices int64 (n_train,), test_indices int64 (n_test,), header dict).
+    """
+    steps = decode_compact_steps(data)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            return finished.value
+
+
+def decode_compact_steps(
+    data: bytes | bytearray | memoryview,
+) -> Generator[None, None, CompactData]:
+    """`decode_compact` a block of images at a time: yields between blocks, returns the data.
+
+    The web page's worker decodes the dataset this way so that predictions get in between.
     """
     view = memoryview(data).cast("B")
     header, offset = _parse_header(view)
@@ -464,7 +485,8 @@ def decode_compact(data: bytes | bytearray | memoryview) -> CompactData:
                     f"{split['name']} {stream['name']} stream is corrupt: CRC-32 mismatch"
                 )
             blobs[stream["name"]] = blob
-        decoded.append(_decode_split(split, blobs, header["levels"], header["block_size"]))
+        split_data = yield from _decode_split(split, blobs, header["levels"], header["block_size"])
+        decoded.append(split_data)
     (X_train, y_train, i_train), (X_test, y_test, i_test) = decoded
     return CompactData(MNIST(X_train, y_train, X_test, y_test), i_train, i_test, header)
 

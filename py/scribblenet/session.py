@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Generator
 from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
-from .compact import read_compact
+from .compact import CompactData, decode_compact_steps
 from .config import NetworkConfig, TrainConfig
 from .ink import ink_to_mnist
 from .matmul import MatmulBackend
@@ -161,6 +162,7 @@ class Session:
         self.trainer: Trainer | None = None
         self.backend: MatmulBackend | None = None
         self._pretrained: bytes | None = None
+        self._decoding: Generator[None, None, CompactData] | None = None  # begin_dataset's
         self._before: tuple[Network | None, str] = (None, "none")  # the model training replaced
 
     def describe(self) -> dict[str, Any]:
@@ -201,11 +203,34 @@ class Session:
 
     def load_dataset(self, data: bytes) -> dict[str, Any]:
         """Decode the compact dataset; {ok, n_train, n_test} or {ok: False, error}."""
+        self.begin_dataset(data)
+        while not (result := self.continue_dataset())["done"]:
+            pass
+        return result
+
+    def begin_dataset(self, data: bytes) -> None:
+        """Start decoding the compact dataset; `continue_dataset` does the work in steps."""
+        self._decoding = decode_compact_steps(bytes(data))
+
+    def continue_dataset(self) -> dict[str, Any]:
+        """Decode one more block of images (a fraction of a second in the browser).
+
+        Returns {done: False} while there is more, then {done: True, ok, n_train, n_test} or
+        {done: True, ok: False, error}.
+        """
+        if self._decoding is None:
+            return {"done": True, "ok": False, "error": "no dataset is being decoded"}
         try:
-            self.data = read_compact(bytes(data))
+            next(self._decoding)
+            return {"done": False}
+        except StopIteration as finished:
+            self.data = finished.value.mnist
         except ValueError as exc:
-            return {"ok": False, "error": f"the training data is corrupt: {exc}"}
-        return {"ok": True, "n_train": len(self.data.y_train), "n_test": len(self.data.y_test)}
+            self._decoding = None
+            return {"done": True, "ok": False, "error": f"the training data is corrupt: {exc}"}
+        self._decoding = None
+        n_train, n_test = len(self.data.y_train), len(self.data.y_test)
+        return {"done": True, "ok": True, "n_train": n_train, "n_test": n_test}
 
     def load_model(self, data: bytes, *, source: str = "uploaded") -> dict[str, Any]:
         """Replace the current model by a model file's; {ok, model} or {ok: False, error}.
