@@ -123,7 +123,6 @@ INIT_SCRIPT = """
   };
 })();
 """
-FORM_SELECTS = ("activation", "init", "optimizer", "dtype")
 # What app.js's readForm() sends with "train" (the form's other controls, e.g. the preset
 # menu, are not settings).
 PAGE_FIELDS = ("hidden", "activation", "init", "optimizer", "learning_rate", "batch_size", "epochs",
@@ -646,7 +645,7 @@ def click_train(
             if name in extra:
                 continue
             field = page.locator(f'#train-form [name="{name}"]')
-            if name in FORM_SELECTS:
+            if field.evaluate("el => el.tagName") == "SELECT":  # e.g. lr_schedule, activation
                 field.select_option(str(value))
             else:
                 field.fill(str(value))

@@ -6,6 +6,7 @@
 // reported in its stage's error, and a Pyodide "fatal error" (after which the runtime is
 // unusable) is reported as a {type: "fatal"} event so the page can start a fresh worker.
 import { captureWasmMemory, installGemm } from "./gemm/gemm.js";
+import { fetchChecked } from "./fetch-checked.js";
 import { unzip, writeTree } from "./unzip.js";
 
 const base = new URL("./", import.meta.url);
@@ -38,21 +39,9 @@ const yieldToEventLoop = () =>
     channel.port2.postMessage(null);
   });
 
-async function sha256Hex(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** Fetch a site file as bytes, checked against the manifest's sha256 when it has one. */
-async function fetchVerified(manifest, path, priority = "auto") {
-  const response = await fetch(new URL(path, base), { priority });
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  const expected = manifest.files?.[path]?.sha256;
-  if (expected && crypto.subtle && (await sha256Hex(bytes)) !== expected) {
-    throw new Error(`${path} is corrupt (its sha256 does not match the manifest)`);
-  }
-  return bytes;
+function fetchVerified(manifest, path, priority = "auto") {
+  return fetchChecked(new URL(path, base), path, manifest.files?.[path]?.sha256, priority);
 }
 
 /** After a failed stage: which of its files is missing or corrupt? The first error, or null. */
