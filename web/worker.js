@@ -126,8 +126,13 @@ function startUnpacker() {
   };
   return helper;
 }
-/** Fetch, verify and unzip a site file, off this thread when possible: [{path, data}]. */
+// Without DecompressionStream (older browsers) the archives are unzipped by Pyodide's own
+// unpackArchive (Python's zipfile) once the runtime is up: slower, with the same result.
+const CAN_UNZIP = typeof DecompressionStream === "function" && !(DEBUG && query.has("nounzip"));
+/** Fetch, verify and unzip a site file, off this thread when possible: [{path, data}], or
+ *  {archive: bytes} to be unpacked by Pyodide when this browser cannot unzip. */
 function unpack(manifest, path) {
+  if (!CAN_UNZIP) return fetchVerified(manifest, path).then((archive) => ({ archive }));
   return new Promise((resolve, reject) => {
     const job = { manifest, path, resolve, reject };
     try {
@@ -222,9 +227,13 @@ const loaded = (async () => {
   pyodide = await runtime;
   await stage("packages", async () => {
     const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
-    for (const files of await wheelFiles) writeTree(pyodide.FS, sitePackages, files);
+    const install = (unpacked, format) => {
+      if (unpacked.archive) pyodide.unpackArchive(unpacked.archive, format, { extractDir: sitePackages });
+      else writeTree(pyodide.FS, sitePackages, unpacked);
+    };
+    for (const unpacked of await wheelFiles) install(unpacked, "wheel");
     try {
-      writeTree(pyodide.FS, sitePackages, await bytecodeFiles);
+      install(await bytecodeFiles, "zip");
       startup.bytecode = true;
     } catch (err) {
       startup.notes.push(`compiling Python modules on this visit (${err.message ?? err})`);

@@ -457,13 +457,16 @@ def test_broken_startup_cache_only_slows_the_start(browser, site_url, broken, st
         context.close()
 
 
-def test_page_starts_without_the_snapshot_when_asked(browser: Browser, site_url: str) -> None:
+def test_page_starts_without_the_snapshot_or_javascript_unzip(browser, site_url) -> None:
+    # The path of a browser without DecompressionStream: Pyodide's own start and unpackArchive.
     requests: list[tuple[str, str]] = []
-    context, page = open_page(browser, f"{site_url}?debug&nosnapshot", requests)
+    context, page = open_page(browser, f"{site_url}?debug&nosnapshot&nounzip", requests)
     try:
         wait_ready(page)
-        assert page.evaluate("window.scribblenet.startup.snapshot") is False
+        startup = page.evaluate("window.scribblenet.startup")
+        assert startup["snapshot"] is False and startup["bytecode"] is True
         assert not any("snapshot.bin.gz" in url for _, url in requests)  # not even downloaded
+        assert not any("unpack-worker.js" in url for _, url in requests)  # no unzip helper
         p = predicted(page)
         assert max(p) == p[1]
     finally:
