@@ -84,7 +84,8 @@ const manifestPromise = fetch(new URL("manifest.json", base)).then((r) => {
 });
 const quietly = (promise) => (promise.catch(() => {}), promise); // awaited (and reported) later
 const modelBytes = quietly(manifestPromise.then((m) => fetchVerified(m, m.model)));
-const USE_SNAPSHOT = !(DEBUG && query.has("nosnapshot")); // tests of the slow path
+// The snapshot is gzipped: without DecompressionStream it would be downloaded for nothing.
+const USE_SNAPSHOT = typeof DecompressionStream === "function" && !(DEBUG && query.has("nosnapshot"));
 const snapshotGzipped = quietly(
   manifestPromise.then((m) => (USE_SNAPSHOT && m.snapshot ? fetchVerified(m, m.snapshot, "high") : null)),
 );
@@ -111,7 +112,11 @@ function unpackHere(job) {
   fetchVerified(job.manifest, job.path).then(unzip).then(job.resolve, job.reject);
 }
 function startUnpacker() {
-  const helper = new Worker(new URL("./unpack-worker.js", base), { type: "module" });
+  // From a blob: URL, like this worker (spawn.js), so that the page's CSP binds it too.
+  const source = `import ${JSON.stringify(new URL("./unpack-worker.js", base).href)};\n`;
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const helper = new Worker(url, { type: "module" });
+  URL.revokeObjectURL(url);
   helper.onmessage = ({ data }) => {
     const job = unpacking.get(data.id);
     unpacking.delete(data.id);
