@@ -4,7 +4,8 @@
 //
 //  request    payload                               reply (same id)
 //  ─────────  ────────────────────────────────────  ──────────────────────────────────────────────
-//  init       {savedModel: ArrayBuffer | null}      ready      {model, warning?}  (can predict now)
+//  init       {savedModel: ArrayBuffer | null}      ready      {model, warning?, startup: {snapshot,
+//                                                              bytecode, notes}}  (can predict now)
 //  configure  {config: {field: string}}             configured {ok, errors?: {field: message},
 //                                                              network?, train?}
 //  train      {config, subset?}                     started    {ok, errors?, model, n_train,
@@ -26,6 +27,7 @@
 //  event      payload (no id)
 //  ─────────  ─────────────────────────────────────────────────────────────────────────────────
 //  stage      {stage: runtime|packages|model|data, state: loading|done|error, ms?, detail?}
+//             (detail when done: a start-up cache was not used, and why)
 //  dataset    {n_train, n_test, backend}  training is possible; backend: how matrices multiply
 //  batch      the Trainer's batch event   {epoch, batch, n_batches, step, total_steps, cost, …}
 //  epoch      the Trainer's epoch event   {epoch, cost, train_accuracy, test_accuracy, confusion}
