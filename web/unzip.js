@@ -54,10 +54,8 @@ export async function unzip(bytes) {
     // The local header repeats the name and has its own extra field: skip both to the data.
     const start = localHeader + 30 + view.getUint16(localHeader + 26, true) + view.getUint16(localHeader + 28, true);
     const raw = bytes.subarray(start, start + compressedSize);
-    if (method === 0) pending.push({ path, data: Promise.resolve(raw) });
-    else if (method === 8) pending.push({ path, data: inflateRaw(raw) });
-    else throw new Error(`${path}: zip compression method ${method} is not supported`);
-    pending.at(-1).size = size;
+    if (method !== 0 && method !== 8) throw new Error(`${path}: zip compression method ${method} is not supported`);
+    pending.push({ path, size, data: method === 0 ? raw : inflateRaw(raw) });
   }
   const files = [];
   for (const { path, data, size } of pending) {
