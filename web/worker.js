@@ -73,10 +73,10 @@ const isFatal = (err) => Boolean(err?.pyodide_fatal_error) || /fatally failed/.t
 //
 // The fast path uses the two start-up caches of dist/startup/ (scripts/build_startup.mjs): a
 // memory snapshot of the started interpreter, which skips Python's own start-up, and the .pyc
-// of the modules imported below. The wheels are unzipped here in JavaScript while the runtime
-// starts, and their extension modules are compiled when Python first imports them. If a cache
-// is missing, corrupt or refused, the worker starts the slow way and says so in the stage's
-// detail; a missing or corrupt wheel, runtime file or model is an error naming the file.
+// of the modules imported below. The wheels are unzipped in JavaScript by a helper worker while
+// the runtime starts, and their extension modules are compiled when Python first imports them.
+// If a cache is missing, corrupt or refused, the worker starts the slow way and says so in the
+// stage's detail; a missing or corrupt wheel, runtime file or model is an error naming the file.
 let pyodide, session, py; // py: the Session's bound methods, proxied once and reused
 const manifestPromise = fetch(new URL("manifest.json", base)).then((r) => {
   if (!r.ok) throw new Error(`manifest.json: HTTP ${r.status}`);
@@ -119,6 +119,7 @@ function startUnpacker() {
   URL.revokeObjectURL(url);
   helper.onmessage = ({ data }) => {
     const job = unpacking.get(data.id);
+    if (!job) return; // after an error event its jobs were taken back (see onerror)
     unpacking.delete(data.id);
     if (data.error) job.reject(new Error(data.error));
     else job.resolve(data.files);
