@@ -13,8 +13,11 @@
 // Both are only caches: the worker falls back to a normal start when either is missing, corrupt
 // or refused, and the official wheels themselves are shipped unchanged.
 //
-//   node scripts/build_startup.mjs --pyodide dist/pyodide --model web/models/pretrained.npz \
-//        --out dist/startup WHEEL...
+//   node scripts/build_startup.mjs --pyodide node_modules/pyodide \
+//        --model web/models/pretrained.npz --out dist/startup WHEEL...
+//
+// (--pyodide is node_modules/pyodide, byte-identical to dist/pyodide: under dist/, the root
+// package.json's "type": "module" would make Node misread pyodide.asm.js.)
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";

@@ -2,22 +2,14 @@
 // module on its own (async), so the worker's downloads begin before app.js and its imports
 // (uPlot, the charts) have even arrived. app.js takes the worker with takeWorker(); events the
 // worker sent before that are kept and replayed, so none is lost.
+import { startBlobWorker } from "./blob-worker.js";
 
 // ?debug (tests only) passes its query to the worker, which then accepts "debug" requests.
 const DEBUG = new URLSearchParams(location.search).has("debug");
 const WORKER_URL = new URL(`./worker.js${DEBUG ? location.search : ""}`, import.meta.url);
 
-/** A new worker. */
-export function spawnWorker() {
-  // Started from a blob: URL so that it inherits this page's Content-Security-Policy: a worker
-  // loaded from its own URL would get only its response's CSP header, and GitHub Pages sends
-  // none. So connect-src 'self' binds the worker (and Python inside it) too.
-  const source = `import ${JSON.stringify(WORKER_URL.href)};\n`;
-  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-  const worker = new Worker(url, { type: "module" });
-  URL.revokeObjectURL(url);
-  return worker;
-}
+/** A new Python worker. */
+export const spawnWorker = () => startBlobWorker(WORKER_URL);
 
 let first = spawnWorker();
 const early = []; // events the first worker sent before anyone listened

@@ -6,6 +6,7 @@
 // reported in its stage's error, and a Pyodide "fatal error" (after which the runtime is
 // unusable) is reported as a {type: "fatal"} event so the page can start a fresh worker.
 import { captureWasmMemory, installGemm } from "./gemm/gemm.js";
+import { startBlobWorker } from "./blob-worker.js";
 import { fetchChecked } from "./fetch-checked.js";
 import { unzip, writeTree } from "./unzip.js";
 
@@ -112,11 +113,7 @@ function unpackHere(job) {
   fetchVerified(job.manifest, job.path).then(unzip).then(job.resolve, job.reject);
 }
 function startUnpacker() {
-  // From a blob: URL, like this worker (spawn.js), so that the page's CSP binds it too.
-  const source = `import ${JSON.stringify(new URL("./unpack-worker.js", base).href)};\n`;
-  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-  const helper = new Worker(url, { type: "module" });
-  URL.revokeObjectURL(url);
+  const helper = startBlobWorker(new URL("./unpack-worker.js", base)); // the page's CSP binds it
   helper.onmessage = ({ data }) => {
     const job = unpacking.get(data.id);
     if (!job) return; // after an error event its jobs were taken back (see onerror)

@@ -63,12 +63,14 @@ class Network:
         for layer in self.dense:
             layer.backend = backend
 
-    def _as_input(self, X: np.ndarray) -> np.ndarray:
+    def _as_input(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """X as this network's dtype; uint8 pixels / 255, into `out` (same shape) if given."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.config.n_inputs:
             raise ValueError(f"input must have shape (n, {self.config.n_inputs}), got {X.shape}")
         if X.dtype == np.uint8:  # raw pixels: the one normalisation every model uses
-            return X.astype(self.dtype) / self.dtype.type(255)
+            # Cast, then divide in dtype: one pass, no temporary.
+            return np.divide(X, self.dtype.type(255), out=out, dtype=self.dtype)
         return np.ascontiguousarray(X, dtype=self.dtype)
 
     def forward(self, X: np.ndarray, train: bool = False) -> np.ndarray:

@@ -144,13 +144,10 @@ class Trainer:
         self._snapshot = self.net.copy_parameters()  # the last good model, if this epoch diverges
 
     def _scaled(self, Xb: np.ndarray) -> np.ndarray:
-        """uint8 pixels (b, n_inputs) / 255 in the network's dtype, into a reused buffer."""
-        dtype = self.net.dtype
+        """uint8 pixels (b, n_inputs) scaled by the network, into a buffer reused every batch."""
         if self._scaled_buffer is None or self._scaled_buffer.shape != Xb.shape:
-            self._scaled_buffer = np.empty(Xb.shape, dtype)
-        # The same arithmetic as Network._as_input (cast, then divide in dtype), without its
-        # two temporaries per batch.
-        return np.divide(Xb, dtype.type(255), out=self._scaled_buffer, dtype=dtype)
+            self._scaled_buffer = np.empty(Xb.shape, self.net.dtype)
+        return self.net._as_input(Xb, out=self._scaled_buffer)
 
     def _train_batch(self) -> Event:
         bs = self.batch_size
