@@ -8,7 +8,9 @@ Layout (every URL the page uses is relative to dist/)::
     dist/vendor/uplot/  uPlot.esm.js, uPlot.min.css
     dist/startup/       start-up caches made by scripts/build_startup.mjs under Node: a memory
                         snapshot of the started interpreter and the .pyc the page imports
-    dist/manifest.json  {version, pyodide, wheel, dataset, model, snapshot, bytecode,
+    dist/settings.json  the hyperparameter fields and presets the page builds its form from
+                        (scribblenet.hyperparams.settings_schema: defined once, in Python)
+    dist/manifest.json  {version, pyodide, wheel, dataset, model, snapshot, bytecode, settings,
                          files: {path: {sha256, size}}}
 
 Usage: ``python scripts/build_site.py [--out dist] [--web web]``. Needs ``npm ci`` first;
@@ -65,6 +67,7 @@ DOC_SUFFIXES = (".md", ".txt", ".json")  # not candidates for "the dataset"
 MODEL_PATH = "models/pretrained.npz"
 SNAPSHOT_PATH = "startup/snapshot.bin.gz"
 BYTECODE_PATH = "startup/bytecode.zip"
+SETTINGS_PATH = "settings.json"  # written by write_settings, not copied from web/
 
 
 class BuildError(RuntimeError):
@@ -186,6 +189,17 @@ def build_startup(out: Path, wheels: list[Path]) -> None:
     print(result.stdout.strip())
 
 
+def write_settings(out: Path) -> None:
+    """Write the page's form schema from the package in this tree (the one the wheel ships)."""
+    sys.path.insert(0, str(ROOT / "py"))
+    try:
+        from scribblenet.hyperparams import settings_schema
+    finally:
+        sys.path.remove(str(ROOT / "py"))
+    text = json.dumps(settings_schema(), ensure_ascii=False, indent=1) + "\n"
+    (out / SETTINGS_PATH).write_text(text, encoding="utf-8")
+
+
 def write_manifest(out: Path, wheel: Path, dataset: str, pyodide_version: str) -> dict:
     """Write dist/manifest.json describing every shipped file; return it."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -205,6 +219,7 @@ def write_manifest(out: Path, wheel: Path, dataset: str, pyodide_version: str) -
         "model": MODEL_PATH,
         "snapshot": SNAPSHOT_PATH,
         "bytecode": BYTECODE_PATH,
+        "settings": SETTINGS_PATH,
         "uplot": "vendor/uplot/",
         "files": files,
     }
@@ -252,6 +267,7 @@ def build(out: Path, web: Path, dataset_name: str | None = None) -> dict:
     skipped = copy_web(web, out)
     if skipped:
         print(f"left out of dist/ (not loaded by the page): {', '.join(skipped)}")
+    write_settings(out)
 
     pyodide_dir = out / "pyodide"
     pyodide_dir.mkdir()

@@ -5,26 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from .config import ACTIVATIONS, DTYPES, INITS, LR_SCHEDULES, OPTIMIZERS, NetworkConfig, TrainConfig
+from .hyperparams import DEFAULT_PRESET, FIELDS, PRESETS, Field, parse_field, preset_configs
 from .model_io import ModelFileError, load_model, save_model
 from .network import Network
-from .training import Trainer, confusion_matrix, trainer_rngs
+from .training import Augment, Trainer, confusion_matrix, trainer_rngs
 
 __all__ = ["DEFAULT_NETWORK", "DEFAULT_TRAINING", "ProgressBar", "main"]
 
 # The default CLI configuration: 98.5 % on the MNIST test set in about half a minute on two
-# cores (scripts/benchmark.py; figures in the README). A wide single layer with a cosine-annealed
-# Adam beats deeper or longer-trained variants at equal time budget.
-DEFAULT_NETWORK = NetworkConfig(hidden=(512,), activation="relu", init="he")
-DEFAULT_TRAINING = TrainConfig(
-    optimizer="adam", learning_rate=2e-3, batch_size=128, epochs=12, lr_schedule="cosine"
-)
+# cores (scripts/benchmark.py). A wide single layer with a cosine-annealed Adam beats deeper or
+# longer-trained variants at equal time budget.
+DEFAULT_NETWORK, DEFAULT_TRAINING = preset_configs(DEFAULT_PRESET)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -81,27 +78,18 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _hidden(text: str) -> tuple[int, ...]:
-    text = text.strip()
-    if text in ("", "none"):
-        return ()
-    try:
-        return tuple(int(part) for part in text.replace(" ", "").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"hidden layers must look like 128 or 256,128: {text!r}"
-        ) from None
+def _checked(spec: Field) -> Callable[[str], str]:
+    """An argparse type: the text itself, once the package's one parser has accepted it."""
 
+    def check(text: str) -> str:
+        try:
+            parse_field(spec.name, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
 
-def _batch_size(text: str) -> int | None:
-    if text.lower() in ("full", "all"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"batch size must be an integer or 'full': {text!r}"
-        ) from None
+    check.__name__ = spec.name  # argparse names the option's type in some messages
+    return check
 
 
 def _load_data(data_dir: str | None):
@@ -132,56 +120,52 @@ def _plot_costs(history: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _augmentation(name: str | None) -> Augment | None:
+    if name is None:
+        return None
+    from .augment import HANDWRITING_AUGMENTATION, augment_batch
+
+    return HANDWRITING_AUGMENTATION if name == "handwriting" else augment_batch
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train on MNIST and save the model."""
-    net_config = NetworkConfig(
-        hidden=args.hidden, activation=args.activation, init=args.init, dtype=args.dtype
-    )
-    train_config = TrainConfig(
-        optimizer=args.optimizer,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        weight_decay=args.weight_decay,
-        momentum=args.momentum,
-        lr_schedule=args.schedule,
-        seed=args.seed,
-    )
+    overrides = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name) is not None}
+    net_config, train_config = preset_configs(args.preset, **overrides)
     data = _load_data(args.data_dir)
-    init_rng, data_rng = trainer_rngs(args.seed)
+    init_rng, data_rng = trainer_rngs(train_config.seed)
     net = Network(net_config, init_rng)
-    augment = None
-    if args.augment:
-        from .augment import augment_batch
-
-        augment = augment_batch
+    augment = _augmentation(args.augment)
     trainer = Trainer(
         net, train_config, data.X_train, data.y_train, data.X_test, data.y_test, augment, data_rng
     )
-    print(f"{net!r}\n{trainer.optimizer!r}, batch {args.batch_size or 'full'}", file=sys.stderr)
+    batch = train_config.batch_size or "full"
+    print(f"{net!r}\n{trainer.optimizer!r}, batch {batch}", file=sys.stderr)
     start = time.perf_counter()
-    status = 0
     with ProgressBar() as bar:
         for event in trainer.run():
             bar.update(event)
-            if event["type"] == "diverged":
-                status = 1
     seconds = time.perf_counter() - start
-    test_acc = trainer.history["test_accuracy"][-1] if trainer.history["test_accuracy"] else None
+    diverged = not trainer.done or trainer.epoch < train_config.epochs
+    if trainer.epoch == 0:  # diverged in the first epoch: only the random start is left
+        print(f"no model saved: not one epoch completed ({seconds:.1f} s)", file=sys.stderr)
+        return 1
+    test_acc = trainer.history["test_accuracy"][-1]
     training = {
         "network": net_config.to_dict(),
         "train": train_config.to_dict(),
-        "augment": bool(args.augment),
+        "augment": args.augment,
         "epochs_completed": trainer.epoch,
         "test_accuracy": test_acc,
         "seconds": round(seconds, 2),
     }
     save_model(net, args.out, {"training": training})
-    print(f"saved {args.out} ({seconds:.1f} s, test accuracy {test_acc:.2%})")
+    kept = f", the weights of epoch {trainer.epoch}" if diverged else ""
+    print(f"saved {args.out} ({seconds:.1f} s, test accuracy {test_acc:.2%}{kept})")
     if args.plot:
         _plot_costs(trainer.history, Path(args.plot))
         print(f"cost plot: {args.plot}")
-    return status
+    return 1 if diverged else 0
 
 
 def _format_confusion(C: np.ndarray) -> str:
@@ -228,23 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scribblenet", description="A from-scratch NumPy network for handwritten digits."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    d_net, d_train = DEFAULT_NETWORK, DEFAULT_TRAINING
 
     train = sub.add_parser("train", help="train on MNIST and save a model file")
-    train.add_argument("--hidden", type=_hidden, default=d_net.hidden, help="e.g. 256 or 256,128")
-    train.add_argument("--activation", choices=ACTIVATIONS, default=d_net.activation)
-    train.add_argument("--init", choices=INITS, default=d_net.init)
-    train.add_argument("--dtype", choices=DTYPES, default=d_net.dtype)
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default=d_train.optimizer)
-    train.add_argument("--lr", type=float, default=d_train.learning_rate, help="learning rate")
-    train.add_argument("--batch-size", type=_batch_size, default=d_train.batch_size,
-                       help="examples per step, or 'full'")  # fmt: skip
-    train.add_argument("--epochs", type=int, default=d_train.epochs)
-    train.add_argument("--weight-decay", type=float, default=d_train.weight_decay)
-    train.add_argument("--momentum", type=float, default=d_train.momentum)
-    train.add_argument("--schedule", choices=LR_SCHEDULES, default=d_train.lr_schedule)
-    train.add_argument("--augment", action="store_true", help="random shifts/rotations/strokes")
-    train.add_argument("--seed", type=int, default=d_train.seed)
+    presets = {p.key: p for p in PRESETS}
+    names = ", ".join(presets)
+    train.add_argument("--preset", choices=list(presets), default=DEFAULT_PRESET, metavar="NAME",
+                       help=f"start from a preset: {names} (default %(default)s)")  # fmt: skip
+    for spec in FIELDS:
+        choices = "{" + ",".join(v for v, _ in spec.choices) + "}" if spec.choices else None
+        default = presets[DEFAULT_PRESET].values[spec.name]
+        train.add_argument(spec.flag, *spec.aliases, dest=spec.name, type=_checked(spec),
+                           metavar=choices or spec.name.upper(),
+                           help=f"{spec.help} (default: {default})")  # fmt: skip
+    train.add_argument("--augment", nargs="?", const="basic", choices=("basic", "handwriting"),
+                       help="random shifts, rotations, slants (basic); plus pen width and "
+                       "wobble (handwriting, as the pretrained model)")  # fmt: skip
     train.add_argument("--data-dir", help="MNIST IDX directory (default: download and cache)")
     train.add_argument("--out", default="model.npz", help="model file to write")
     train.add_argument("--plot", help="also save the cost curve to this PNG")

@@ -7,136 +7,29 @@ user input is reported as {"ok": False, "errors": {field: message}} rather than 
 
 from __future__ import annotations
 
-import itertools
-import math
-import re
 from collections.abc import Generator
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
 from .compact import CompactData, decode_compact_steps
 from .config import NetworkConfig, TrainConfig
+from .hyperparams import batch_size_error, form_values, parse_settings
 from .ink import ink_to_mnist
 from .matmul import MatmulBackend
 from .model_io import ModelFileError, model_from_bytes, model_to_bytes
 from .network import Network
 from .training import Trainer, trainer_rngs
 
-__all__ = ["MAX_BROWSER_PARAMETERS", "Session", "parse_config"]
+__all__ = ["SOURCE_LABELS", "Session"]
 
-# A tab's WebAssembly heap holds weights, gradients and optimiser state (~4 copies): keep it small.
-MAX_BROWSER_PARAMETERS = 5_000_000
-_NETWORK_FIELDS = ("hidden", "activation", "init", "dtype")
-_TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))
-
-
-def _show(value: Any) -> str:
-    """repr(value), cut short: a pasted novel must not become the error message."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _parse_hidden(value: Any) -> tuple[int, ...]:
-    if isinstance(value, list | tuple):
-        parts = [str(v).strip() for v in value]
-    else:
-        parts = [p for p in re.split(r"[\s,]+", str(value).strip()) if p]
-    if not all(re.fullmatch(r"\d+", p) for p in parts):
-        raise ValueError(
-            f"hidden layers must be whole numbers separated by commas, got {_show(value)}"
-        )
-    if any(len(p) > 9 for p in parts):  # int() of thousands of digits is slow, then refused
-        raise ValueError(f"hidden layer size must be an integer from 1 to 4096, got {_show(value)}")
-    return tuple(int(p) for p in parts)
-
-
-def _parse_batch_size(value: Any) -> int | None:
-    if value is None or str(value).strip().lower() in ("", "full", "all"):
-        return None  # full-batch gradient descent
-    size = _parse_int("batch size", value)
-    if size < 1:
-        # 0 once meant "full batch"; a typed 0 is more likely a slip than a wish for it.
-        raise ValueError(
-            f"batch size must be at least 1, got {size}; leave it empty or type 'full' for "
-            "full-batch descent"
-        )
-    return size
-
-
-def _parse_int(name: str, value: Any) -> int:
-    text = str(value).strip()
-    if not re.fullmatch(r"[+-]?\d+", text):
-        raise ValueError(f"{name} must be a whole number, got {_show(value)}")
-    if len(text.lstrip("+-")) > 18:
-        raise ValueError(f"{name} is far too large, got {_show(value)}")
-    return int(text)
-
-
-def _parse_float(name: str, value: Any) -> float:
-    text = str(value).strip()
-    try:
-        if len(text) > 64:
-            raise ValueError
-        number = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {_show(value)}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {_show(value)}")
-    return number
-
-
-_PARSERS = {
-    "hidden": _parse_hidden,
-    "batch_size": _parse_batch_size,
-    "epochs": lambda v: _parse_int("epochs", v),
-    "seed": lambda v: _parse_int("seed", v),
-    "learning_rate": lambda v: _parse_float("learning rate", v),
-    "weight_decay": lambda v: _parse_float("weight decay", v),
-    "momentum": lambda v: _parse_float("momentum", v),
+# How the page names where the current weights came from.
+SOURCE_LABELS = {
+    "pretrained": "the pretrained model",
+    "saved": "the model saved in this browser",
+    "trained": "the model trained here",
+    "uploaded": "the uploaded model",
 }
-
-
-def parse_config(form: dict[str, Any]) -> tuple[NetworkConfig | None, TrainConfig | None, dict]:
-    """Turn form values (strings or numbers) into configs, collecting one message per bad field.
-
-    Parameters
-    ----------
-    form : {field: value} with fields of NetworkConfig (hidden, activation, init, dtype) and
-        TrainConfig; "hidden" may be "256,128", batch_size ""/"full" for full batch.
-
-    Returns
-    -------
-    (network_config, train_config, errors); the configs are None when errors is non-empty.
-    """
-    errors: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    if not isinstance(form, dict):
-        return None, None, {"_": f"settings must be a dict of fields, got {type(form).__name__}"}
-    for name, raw in form.items():
-        if name not in _NETWORK_FIELDS and name not in _TRAIN_FIELDS:
-            errors[str(name)] = f"unknown setting {str(name)[:40]!r}"
-            continue
-        try:
-            value = _PARSERS.get(name, str)(raw)
-            # Each dataclass validates its own fields: try this one alone against the defaults.
-            (NetworkConfig if name in _NETWORK_FIELDS else TrainConfig)(**{name: value})
-            values[name] = value
-        except (ValueError, TypeError, OverflowError) as exc:
-            errors[name] = str(exc)
-    if errors:
-        return None, None, errors
-    network = NetworkConfig(**{k: v for k, v in values.items() if k in _NETWORK_FIELDS})
-    train = TrainConfig(**{k: v for k, v in values.items() if k in _TRAIN_FIELDS})
-    n_params = sum(a * b + b for a, b in itertools.pairwise(network.sizes))
-    if n_params > MAX_BROWSER_PARAMETERS:
-        errors["hidden"] = (
-            f"this network has {n_params:,} parameters; at most {MAX_BROWSER_PARAMETERS:,} fit "
-            "in a browser tab"
-        )
-        return None, None, errors
-    return network, train, errors
 
 
 def _plain(value: Any) -> Any:
@@ -166,11 +59,23 @@ class Session:
         self._before: tuple[Network | None, str] = (None, "none")  # the model training replaced
 
     def describe(self) -> dict[str, Any]:
-        """{architecture, activation, init, n_parameters, source, training} of the current model."""
+        """{architecture, …, source, source_label, training, settings} of the current model.
+
+        `settings` is the form's text for the configuration it was trained with, when known.
+        """
         if self.net is None:
             return {"architecture": None, "source": self.source}
         c = self.net.config
+        training = self.net.metadata.get("training", {})
+        settings = None
+        try:
+            if config := training.get("config") or training.get("train"):
+                settings = form_values(c, TrainConfig.from_dict(config))
+        except (AttributeError, TypeError, ValueError):  # old, foreign or hostile metadata
+            pass
         return {
+            "source_label": SOURCE_LABELS.get(self.source, self.source),
+            "settings": settings,
             "architecture": "-".join(str(s) for s in c.sizes),
             "hidden": list(c.hidden),
             "activation": c.activation,
@@ -233,7 +138,9 @@ class Session:
         return {"done": True, "ok": True, "n_train": n_train, "n_test": n_test}
 
     def load_model(self, data: bytes, *, source: str = "uploaded") -> dict[str, Any]:
-        """Replace the current model by a model file's; {ok, model} or {ok: False, error}.
+        """Replace the current model by a model file's; {ok, model, ended} or {ok: False, error}.
+
+        A run in progress ends only if the file is good; `ended` is then its done event, else None.
 
         source="pretrained" also remembers the bytes for `reset_to_pretrained`.
         """
@@ -247,7 +154,8 @@ class Session:
             return {"ok": False, "error": f"not a digit model: layer sizes {net.config.sizes}"}
         if source == "pretrained":
             self._pretrained = bytes(data)
-        return self._use(net, source)
+        ended = self.stop_training("replaced")  # only now: a refused file changes nothing
+        return {**self._use(net, source), "ended": ended}
 
     def reset_to_pretrained(self) -> dict[str, Any]:
         """Go back to the model the page shipped with."""
@@ -261,19 +169,19 @@ class Session:
             raise ValueError("there is no model to export yet")
         return model_to_bytes(self.net)
 
-    def _validate(self, form: dict[str, Any]) -> tuple[Any, Any, dict[str, str]]:
-        """parse_config plus the checks that need the data: (network, train, errors)."""
-        network, train, errors = parse_config(dict(form))
-        if not errors and self.data is not None and train.batch_size is not None:
-            n = len(self.data.y_train)
-            if train.batch_size > n:
-                errors["batch_size"] = f"batch size must be at most {n} (the training set size)"
+    def _parse(self, form: Any) -> tuple[NetworkConfig | None, TrainConfig | None, dict[str, str]]:
+        """parse_settings plus the check that needs the data: (network, train, errors)."""
+        settings = parse_settings(form)
+        network, train, errors = settings.network, settings.train, dict(settings.errors)
+        n_train = None if self.data is None else len(self.data.y_train)
+        if train is not None and n_train and (message := batch_size_error(train, n_train)):
+            errors["batch_size"] = message
         return network, train, errors
 
     def configure(self, form: dict[str, Any]) -> dict[str, Any]:
         """Validate hyperparameters; {ok, network, train} or {ok: False, errors: {field: msg}}."""
-        network, train, errors = self._validate(form)
-        if errors:
+        network, train, errors = self._parse(form)
+        if errors or network is None or train is None:
             return {"ok": False, "errors": errors}
         return {"ok": True, "network": network.to_dict(), "train": train.to_dict()}
 
@@ -285,26 +193,27 @@ class Session:
         form : hyperparameters, as for `configure`.
         subset : train on the first `subset` training images only (quick demos and tests).
         """
-        network, train, errors = self._validate(form)
+        network, train, errors = self._parse(form)
         if self.data is None:
             errors.setdefault("_", "the training data has not loaded yet")
         elif subset is not None and not (isinstance(subset, int) and subset >= 1):
-            errors.setdefault("_", f"subset must be a positive whole number, got {_show(subset)}")
-        if errors:
+            errors.setdefault("_", f"subset must be a positive whole number, got {subset!r:.40}")
+        if errors or network is None or train is None or self.data is None:
             return {"ok": False, "errors": errors}
         d = self.data
         X_train, y_train = d.X_train[:subset], d.y_train[:subset]  # (n, 784), (n,)
-        if train.batch_size is not None and train.batch_size > len(y_train):
-            n = len(y_train)
-            return {"ok": False, "errors": {"batch_size": f"batch size must be at most {n}"}}
+        if message := batch_size_error(train, len(y_train)):
+            return {"ok": False, "errors": {"batch_size": message}}
         init_rng, data_rng = trainer_rngs(train.seed)
         net = Network(network, init_rng)
         net.metadata = {"training": {"where": "browser", "config": train.to_dict()}}
+        ended = self.stop_training("replaced")
         self._before = (self.net, self.source)
         self._use(net, "trained")
         self.trainer = Trainer(net, train, X_train, y_train, d.X_test, d.y_test, rng=data_rng)
         return {
             "ok": True,
+            "ended": ended,
             "model": self.describe(),
             "n_train": self.trainer.n_train,
             "n_batches": self.trainer.n_batches,
@@ -312,38 +221,65 @@ class Session:
             "batch_size": self.trainer.batch_size,
         }
 
-    def train_chunk(self, max_batches: int) -> list[dict[str, Any]]:
-        """Train up to `max_batches` batches; the Trainer's events as plain dicts.
+    def train_chunk(self, budget_ms: float, max_batches: int | None = None) -> list[dict[str, Any]]:
+        """Train whole batches for about `budget_ms` milliseconds (at least one); page-ready events.
 
-        If the first epoch diverges there are no good weights of this run to keep, so the model
-        in use before training (the pretrained one, say) comes back; the event says so.
+        Returns the Trainer's "batch" and "epoch" events as plain values and, when the run has
+        ended, a last {"type": "done", "reason": finished|diverged|error, "message", "model"}.
+        `max_batches` caps the chunk as well. A first epoch that diverges leaves no good weights
+        of this run, so the model in use before training (the pretrained one, say) comes back.
         """
         if self.trainer is None:
             return []
-        events = [_plain(e) for e in self.trainer.run(max_batches)]
-        for e in events:
-            if e["type"] == "epoch" and "test_accuracy" in e:
-                self.net.metadata["training"].update(
-                    epochs=e["epoch"], test_accuracy=e["test_accuracy"]
-                )
-            elif e["type"] == "diverged" and e["epoch"] == 1 and self._before[0] is not None:
-                net, source = self._before
-                rate = self.trainer.config.learning_rate
-                self._use(net, source)
-                e["kept"] = source
-                e["reason"] = (
-                    f"the cost became {e['cost']:.4g} in the first epoch (batch {e['batch']}): "
-                    f"learning rate {rate:g} is probably too high. "
-                    f"Training stopped; the previous model ({source}) is kept."
-                )
-        if self.trainer is not None and self.trainer.done:
-            self.trainer = None
+        seconds = max(0.0, float(budget_ms)) / 1000
+        try:
+            events = [_plain(e) for e in self.trainer.run(max_batches, seconds)]
+        except Exception as exc:  # a bug or out-of-memory: the page must hear of it, not hang
+            return [self._finish("error", f"{type(exc).__name__}: {exc}")]
+        if not events:
+            return []
+        for event in events:
+            if event["type"] == "epoch" and "test_accuracy" in event and self.net is not None:
+                training = self.net.metadata.setdefault("training", {})
+                training.update(epochs=event["epoch"], test_accuracy=event["test_accuracy"])
+        last = events[-1]
+        if last.get("type") == "done":
+            events[-1] = self._finish("finished", "Training finished.")
+        elif last.get("type") == "diverged":
+            events[-1] = self._diverged(last)
         return events
 
-    def stop_training(self) -> dict[str, Any]:
-        """Abandon the trainer, keeping the weights it has reached."""
+    def _diverged(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The done event of a diverged run, bringing back the previous model after epoch 1."""
+        before, source = self._before
+        if event["epoch"] > 1 or before is None:
+            return self._finish("diverged", f"Training diverged: {event['reason']}")
+        assert self.trainer is not None
+        rate = self.trainer.config.learning_rate
+        self._use(before, source)
+        return self._finish(
+            "diverged",
+            f"Training diverged: the cost became {event['cost']:.4g} in the first epoch (batch "
+            f"{event['batch']}): learning rate {rate:g} is probably too high. Training stopped; "
+            f"{SOURCE_LABELS.get(source, 'the previous model')} is still in use.",
+        )
+
+    def _finish(self, reason: str, message: str) -> dict[str, Any]:
         self.trainer = None
-        return {"ok": True, "model": self.describe()}
+        return {"type": "done", "reason": reason, "message": message, "model": self.describe()}
+
+    def stop_training(self, reason: str = "stopped") -> dict[str, Any] | None:
+        """End the run, keeping the weights it has reached; its done event, or None if none ran.
+
+        reason : "stopped" (the user asked) or "replaced" (another model or run took over).
+        """
+        if self.trainer is None:
+            return None
+        message = {
+            "stopped": "Training stopped; the network keeps the weights it reached.",
+            "replaced": "Training stopped.",
+        }.get(reason, "Training stopped.")
+        return self._finish(reason, message)
 
     def predict_ink(self, alpha: Any, width: int, height: int) -> dict[str, Any]:
         """Classify a drawing from its canvas alpha channel (height, width), 0 = no ink.

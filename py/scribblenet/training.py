@@ -235,13 +235,17 @@ class Trainer:
         self.history["train_accuracy"].append(event["train_accuracy"])
         return event
 
-    def run(self, max_batches: int | None = None) -> Iterator[Event]:
+    def run(
+        self, max_batches: int | None = None, max_seconds: float | None = None
+    ) -> Iterator[Event]:
         """Train, yielding a "batch" event per batch, an "epoch" event per epoch, then "done".
 
         Parameters
         ----------
         max_batches : stop after this many batches (resume by calling `run` again);
             None trains to the end.
+        max_seconds : also stop once this much time has passed (at least one batch is trained),
+            so a caller that must stay responsive gets control back at a steady pace.
 
         Yields
         ------
@@ -250,12 +254,17 @@ class Trainer:
         if max_batches is not None and max_batches < 1:
             raise ValueError(f"max_batches must be >= 1, got {max_batches}")
         budget = max_batches
+        deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+        trained = False
         while not self.done:
             if self._order is None:
                 self._start_epoch()
             if budget is not None and budget <= 0:
                 return
+            if trained and deadline is not None and time.perf_counter() >= deadline:
+                return
             event = self._train_batch()
+            trained = True
             yield event
             if event["type"] == "diverged":
                 return

@@ -1,0 +1,342 @@
+"""Every hyperparameter defined once: its field, its parser, its choices and the presets.
+
+The command line builds its options from `FIELDS`, the page builds its form and preset menu from
+`settings_schema()` (written to the site as settings.json), and both turn text into configs with
+`parse_settings`, so a value means the same thing, and is refused with the same words, everywhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
+
+from .config import ACTIVATIONS, DTYPES, INITS, LR_SCHEDULES, OPTIMIZERS, NetworkConfig, TrainConfig
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "FIELDS",
+    "MAX_BROWSER_PARAMETERS",
+    "PAGE_PRESET",
+    "PRESETS",
+    "Field",
+    "Preset",
+    "Settings",
+    "batch_size_error",
+    "form_values",
+    "n_parameters",
+    "parse_field",
+    "parse_settings",
+    "preset_configs",
+    "settings_schema",
+]
+
+# A tab's WebAssembly heap holds weights, gradients and optimiser state (~4 copies): keep it small.
+MAX_BROWSER_PARAMETERS = 5_000_000
+_NETWORK_FIELDS = frozenset(f.name for f in fields(NetworkConfig))
+_TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
+
+
+@dataclass(frozen=True)
+class Field:
+    """One hyperparameter as a person types it: label, help, kind of value and allowed choices."""
+
+    name: str  # the NetworkConfig/TrainConfig field, the form control, the CLI flag (--a-b)
+    label: str
+    kind: str  # layers | int | float | batch | choice
+    help: str
+    choices: tuple[tuple[str, str], ...] = ()  # (value, label) for kind "choice"
+    suggestions: tuple[str, ...] = ()  # typical values offered next to a text box
+    aliases: tuple[str, ...] = ()  # older CLI spellings that still work
+
+    @property
+    def flag(self) -> str:
+        """The command-line option, e.g. --learning-rate."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def input_mode(self) -> str:
+        """The on-screen keyboard a phone should offer."""
+        return {"int": "numeric", "float": "decimal"}.get(self.kind, "text")
+
+
+def _labelled(values: tuple[str, ...], labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """(value, label) pairs in the labels' order (the menu's), covering exactly `values`."""
+    assert set(labels) == set(values), f"labels for {sorted(labels)} but values {sorted(values)}"
+    return tuple(labels.items())
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("hidden", "Hidden layers", "layers", "units per layer, e.g. 128 or 256,128"),
+    Field("activation", "Activation", "choice", "the hidden layers' non-linearity",
+          _labelled(ACTIVATIONS, {"relu": "ReLU", "leaky_relu": "leaky ReLU", "tanh": "tanh",
+                                  "sigmoid": "sigmoid"})),
+    Field("init", "Initialisation", "choice", "how the first weights are drawn",
+          _labelled(INITS, {"he": "He", "glorot": "Glorot", "lecun": "LeCun",
+                            "tutorial": "tutorial (randn/√n)"})),
+    Field("optimizer", "Optimiser", "choice", "the update rule",
+          _labelled(OPTIMIZERS, {"adam": "Adam", "momentum": "SGD + momentum",
+                                 "sgd": "gradient descent"})),
+    Field("learning_rate", "Learning rate", "float", "step size, e.g. 0.001 for Adam, 0.1 for SGD",
+          aliases=("--lr",)),
+    Field("batch_size", "Batch size", "batch", "a number, or “full” (or empty) for full-batch",
+          suggestions=("32", "64", "128", "256", "full")),
+    Field("epochs", "Epochs", "int", "passes over the training set"),
+    Field("seed", "Seed", "int", "weights and shuffling both follow from it"),
+    Field("lr_schedule", "Schedule", "choice", "how the learning rate changes",
+          _labelled(LR_SCHEDULES, {"constant": "constant rate", "cosine": "cosine annealing"}),
+          aliases=("--schedule",)),
+    Field("dtype", "Precision", "choice", "float32 is twice as fast as float64",
+          _labelled(DTYPES, {"float32": "float32", "float64": "float64"})),
+    Field("weight_decay", "Weight decay", "float", "L2 penalty on the weights, e.g. 0.0001"),
+    Field("momentum", "Momentum", "float", "for SGD + momentum only, e.g. 0.9"),
+)  # fmt: skip
+_BY_NAME = {f.name: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration: every field's value as text, and where it is offered."""
+
+    key: str
+    label: str
+    values: Mapping[str, str] = field(default_factory=dict)
+    in_page: bool = True  # False: command line only (too slow, or needs augmentation)
+
+
+_BASE = {"hidden": "128", "activation": "relu", "init": "he", "optimizer": "adam",
+         "learning_rate": "0.001", "batch_size": "128", "epochs": "5", "seed": "0",
+         "lr_schedule": "constant", "dtype": "float32", "weight_decay": "0",
+         "momentum": "0.9"}  # fmt: skip
+
+
+def _preset(key: str, label: str, in_page: bool = True, **values: str) -> Preset:
+    return Preset(key, label, {**_BASE, **values}, in_page)
+
+
+PRESETS: tuple[Preset, ...] = (
+    # Measured (scripts/bench_browser.py): ≥ 97.5 % on the full MNIST test set from epoch 2.
+    _preset("fast", "Fast: 128 ReLU units, Adam 0.007 annealed, 3 epochs (≈ 97.8 %)",
+            learning_rate="0.007", lr_schedule="cosine", epochs="3"),
+    _preset("quick", "Quick look: 32 ReLU units, 1 epoch",
+            hidden="32", learning_rate="0.003", epochs="1"),
+    _preset("deep", "Deeper: 256,128 ReLU, Adam, 5 epochs", hidden="256,128", batch_size="64"),
+    # The tutorial's __main__ exactly: NeuralNetwork([50, 10]).fit(lr=0.1, n_iterations=100).
+    _preset("tutorial", "The tutorial's: 50 sigmoid, full-batch gradient descent, lr 0.1",
+            hidden="50", activation="sigmoid", init="tutorial", optimizer="sgd",
+            learning_rate="0.1", batch_size="full", epochs="100", seed="1", dtype="float64"),
+    # The CLI default: 98.5 % on the MNIST test set in about half a minute on two cores.
+    _preset("default", "Command-line default: 512 ReLU, Adam 0.002 annealed, 12 epochs (≈ 98.5 %)",
+            in_page=False, hidden="512", learning_rate="0.002", lr_schedule="cosine", epochs="12"),
+    # The recipe of web/models/pretrained.npz (with --augment handwriting).
+    _preset("pretrained", "The page's pretrained model: 256 ReLU, Adam 0.002 annealed, 20 epochs",
+            in_page=False, hidden="256", learning_rate="0.002", lr_schedule="cosine",
+            epochs="20", weight_decay="0.00001"),
+)  # fmt: skip
+_PRESETS = {p.key: p for p in PRESETS}
+DEFAULT_PRESET = "default"  # the command line's
+PAGE_PRESET = "fast"  # what the page's form shows first
+
+
+def _show(value: Any) -> str:
+    """repr(value), cut short: a pasted novel must not become the error message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parse_layers(name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, list | tuple):
+        parts = [str(v).strip() for v in value]
+    else:
+        text = str(value).strip()
+        parts = [] if text.lower() == "none" else [p for p in re.split(r"[\s,]+", text) if p]
+    if not all(re.fullmatch(r"\d{1,9}", p) for p in parts):  # int() of 5,000 digits is slow
+        raise ValueError(
+            f"hidden layers must be whole numbers separated by commas, got {_show(value)}"
+        )
+    return tuple(int(p) for p in parts)
+
+
+def _parse_int(name: str, value: Any) -> int:
+    text = str(value).strip()
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError(f"{name} must be a whole number, got {_show(value)}")
+    if len(text.lstrip("+-")) > 18:
+        raise ValueError(f"{name} is far too large, got {_show(value)}")
+    return int(text)
+
+
+def _parse_batch(name: str, value: Any) -> int | None:
+    if value is None or str(value).strip().lower() in ("", "full", "all"):
+        return None  # full-batch gradient descent
+    size = _parse_int(name, value)
+    if size < 1:  # 0 once meant "full batch"; a typed 0 is more likely a slip than a wish for it
+        raise ValueError(
+            f"batch size must be at least 1, got {size}; leave it empty or type 'full' for "
+            "full-batch descent"
+        )
+    return size
+
+
+def _parse_float(name: str, value: Any) -> float:
+    text = str(value).strip()
+    try:
+        if len(text) > 64:
+            raise ValueError
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {_show(value)}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {_show(value)}")
+    return number
+
+
+def _parse_choice(name: str, value: Any) -> str:
+    return str(value).strip()  # the config dataclass checks it against the allowed values
+
+
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "layers": _parse_layers,
+    "int": _parse_int,
+    "float": _parse_float,
+    "batch": _parse_batch,
+    "choice": _parse_choice,
+}
+
+
+def parse_field(name: str, value: Any) -> Any:
+    """Parse and validate one field's value (text or number); ValueError says what is allowed.
+
+    Parameters
+    ----------
+    name : a field of `FIELDS`, e.g. "learning_rate".
+    value : what was typed ("0.01", "256,128", "full") or an already typed value.
+
+    Returns
+    -------
+    The config value: int, float, str, None (full batch) or a tuple of layer sizes.
+    """
+    spec = _BY_NAME.get(name)
+    if spec is None:
+        raise ValueError(f"unknown setting {str(name)[:40]!r}")
+    parsed = _PARSERS[spec.kind](spec.label.lower(), value)
+    # Each dataclass validates its own fields: try this one alone against the defaults.
+    try:
+        (NetworkConfig if name in _NETWORK_FIELDS else TrainConfig)(**{name: parsed})
+    except TypeError as exc:
+        raise ValueError(f"{spec.label.lower()}: {exc}") from None
+    return parsed
+
+
+class Settings(NamedTuple):
+    """What `parse_settings` made of a form: both configs, or the errors by field."""
+
+    network: NetworkConfig | None
+    train: TrainConfig | None
+    errors: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        """True when both configs were built."""
+        return not self.errors
+
+
+def n_parameters(network: NetworkConfig) -> int:
+    """Weights and biases of a network with this configuration."""
+    return sum(a * b + b for a, b in itertools.pairwise(network.sizes))
+
+
+def parse_settings(form: Any, *, max_parameters: int | None = MAX_BROWSER_PARAMETERS) -> Settings:
+    """Turn form values (text or numbers) into configs, with one message per bad field.
+
+    Parameters
+    ----------
+    form : {field: value} for any of `FIELDS`; fields left out keep the config defaults.
+    max_parameters : refuse bigger networks (a browser tab's limit); None for no limit.
+
+    Returns
+    -------
+    Settings(network, train, errors); the configs are None when errors is non-empty.
+    """
+    if not isinstance(form, Mapping):
+        return Settings(None, None, {"_": f"settings must be fields, got {type(form).__name__}"})
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, raw in form.items():
+        try:
+            values[str(name)] = parse_field(str(name), raw)
+        except (ValueError, OverflowError) as exc:
+            errors[str(name)[:40]] = str(exc)
+    if errors:
+        return Settings(None, None, errors)
+    network = NetworkConfig(**{k: v for k, v in values.items() if k in _NETWORK_FIELDS})
+    train = TrainConfig(**{k: v for k, v in values.items() if k in _TRAIN_FIELDS})
+    if max_parameters is not None and n_parameters(network) > max_parameters:
+        message = (
+            f"this network has {n_parameters(network):,} parameters; at most "
+            f"{max_parameters:,} fit in a browser tab"
+        )
+        return Settings(None, None, {"hidden": message})
+    return Settings(network, train, {})
+
+
+def batch_size_error(train: TrainConfig, n_train: int) -> str | None:
+    """The message when the batch is bigger than the training set, else None."""
+    if train.batch_size is not None and train.batch_size > n_train:
+        return f"batch size must be at most {n_train} (the training set size)"
+    return None
+
+
+def preset_configs(key: str, **overrides: Any) -> tuple[NetworkConfig, TrainConfig]:
+    """The configs of a preset, some fields replaced; KeyError names the known presets."""
+    if key not in _PRESETS:
+        raise KeyError(f"unknown preset {key!r}; known: {', '.join(_PRESETS)}")
+    settings = parse_settings({**_PRESETS[key].values, **overrides}, max_parameters=None)
+    if not settings.ok:
+        raise ValueError("; ".join(f"{k}: {v}" for k, v in settings.errors.items()))
+    assert settings.network is not None and settings.train is not None
+    return settings.network, settings.train
+
+
+def form_values(network: NetworkConfig, train: TrainConfig) -> dict[str, str]:
+    """The text a form shows for these configs: the inverse of `parse_settings`."""
+    config = {**network.to_dict(), **train.to_dict()}
+    text: dict[str, str] = {}
+    for spec in FIELDS:
+        value = config[spec.name]
+        if spec.kind == "layers":
+            text[spec.name] = ",".join(str(v) for v in value)
+        elif spec.kind == "batch" and value is None:
+            text[spec.name] = "full"
+        else:
+            text[spec.name] = repr(value) if isinstance(value, float) else str(value)
+    return text
+
+
+def settings_schema() -> dict[str, Any]:
+    """Fields and page presets as JSON-able values: what the page builds its form from."""
+    default = _PRESETS[DEFAULT_PRESET].values
+    page_presets = [p for p in PRESETS if p.in_page]
+    return {
+        "fields": [
+            {
+                "name": f.name,
+                "label": f.label,
+                "kind": f.kind,
+                "help": f.help,
+                "default": default[f.name],
+                "choices": [{"value": v, "label": label} for v, label in f.choices],
+                "suggestions": list(f.suggestions),
+                "input_mode": f.input_mode,
+            }
+            for f in FIELDS
+        ],
+        "presets": [
+            *({"key": p.key, "label": p.label, "values": dict(p.values)} for p in page_presets),
+            {"key": "custom", "label": "Custom", "values": {}},
+        ],
+        "initial_preset": PAGE_PRESET,
+    }
