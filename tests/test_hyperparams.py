@@ -73,7 +73,7 @@ def test_network_too_big_for_a_tab() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "message"),
-    [("hidden", "12x", "whole numbers"), ("hidden", "1" * 12, "whole numbers"),
+    [("hidden", "12x", "whole numbers"), ("hidden", "1" * 12, "from 1 to 4096"),
      ("hidden", "0", "hidden layer size must be an integer from 1 to 4096"),
      ("learning_rate", "-1", "learning rate must be > 0"), ("epochs", "1.5", "whole number"),
      ("activation", "swish", "relu"), ("momentum", "nan", "finite"), ("seed", "9" * 30, "large")],

@@ -156,3 +156,63 @@ def test_committed_dataset_trains_past_97_5_percent(repo_root):
     for _ in trainer.run():
         pass
     assert trainer.history["test_accuracy"][-1] >= 0.975
+
+
+# ── big batches in micro-batches: the same update, control back within a time budget ─────
+
+
+def trained_parameters(monkeypatch, flops: int, **train) -> tuple[dict, list[dict], Trainer]:
+    """Train `make(...)` in float64 with micro-batches limited to `flops`; its events."""
+    import scribblenet.training as training
+
+    monkeypatch.setattr(training, "MICRO_BATCH_FLOPS", flops)
+    X, y = blobs()
+    init_rng, data_rng = trainer_rngs(0)
+    net = Network(NetworkConfig(n_inputs=16, hidden=(8,), n_classes=3, dtype="float64"), init_rng)
+    config = TrainConfig(**{"epochs": 2, "learning_rate": 0.05, "weight_decay": 1e-3, **train})
+    trainer = Trainer(net, config, X[:240], y[:240], X[240:], y[240:], rng=data_rng)
+    events = list(trainer.run())
+    return net.copy_parameters(), events, trainer
+
+
+@pytest.mark.parametrize("batch_size", [None, 64])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_micro_batches_give_the_same_update(monkeypatch, batch_size, optimizer) -> None:
+    whole, events, trainer = trained_parameters(
+        monkeypatch, 1 << 40, batch_size=batch_size, optimizer=optimizer
+    )
+    assert trainer.micro_batch == trainer.batch_size
+    n_params = trainer.net.n_parameters
+    split, split_events, split_trainer = trained_parameters(
+        monkeypatch, 6 * n_params * 7, batch_size=batch_size, optimizer=optimizer
+    )
+    assert split_trainer.micro_batch == 7  # 240 rows (or 64) in parts of 7, the last shorter
+    for name in whole:
+        np.testing.assert_allclose(split[name], whole[name], rtol=1e-10, atol=1e-12)
+    costs = [e["cost"] for e in events if e["type"] == "batch"]
+    split_costs = [e["cost"] for e in split_events if e["type"] == "batch"]
+    np.testing.assert_allclose(split_costs, costs, rtol=1e-10)
+    assert [e["type"] for e in events] == [e["type"] for e in split_events]
+
+
+def test_a_split_batch_returns_within_the_time_budget(monkeypatch) -> None:
+    import scribblenet.training as training
+
+    monkeypatch.setattr(training, "MICRO_BATCH_FLOPS", 6 * 163 * 10)  # 10 rows of 240 per pass
+    _net, trainer = make(batch_size=None)
+    chunk = list(trainer.run(max_seconds=0))  # one pass, then control comes back
+    assert [e["type"] for e in chunk] == ["progress"]
+    assert chunk[0]["batch_fraction"] == pytest.approx(10 / 240)
+    while not trainer.done:
+        chunk = list(trainer.run(max_seconds=0))
+        assert chunk
+    assert trainer.epoch == 3 and trainer.step == 3
+
+
+def test_micro_batch_rows_bound_the_work() -> None:
+    from scribblenet.training import MICRO_BATCH_FLOPS, micro_batch_rows
+
+    assert micro_batch_rows(101_770, 128) == 128  # the usual page network: one pass per batch
+    rows = micro_batch_rows(3_256_330, 60_000)  # 784-4096-10, full batch
+    assert 1 <= rows < 60_000 and 6 * 3_256_330 * rows <= MICRO_BATCH_FLOPS
+    assert micro_batch_rows(10**12, 128) == 1

@@ -7,11 +7,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from .hyperparams import DEFAULT_PRESET, FIELDS, PRESETS, Field, parse_field, preset_configs
+from .mnist import MNIST
 from .model_io import ModelFileError, load_model, save_model
 from .network import Network
 from .training import Augment, Trainer, confusion_matrix, trainer_rngs
@@ -38,7 +39,7 @@ class ProgressBar:
         self.live = hasattr(stream, "isatty") and stream.isatty()
         self._last = 0.0
 
-    def update(self, event: dict) -> None:
+    def update(self, event: dict[str, Any]) -> None:
         """Render one event from `Trainer.run`."""
         kind = event["type"]
         if kind == "batch" and self.live:
@@ -74,7 +75,7 @@ class ProgressBar:
         self._start = time.perf_counter()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stream.flush()
 
 
@@ -92,13 +93,13 @@ def _checked(spec: Field) -> Callable[[str], str]:
     return check
 
 
-def _load_data(data_dir: str | None):
+def _load_data(data_dir: str | None) -> MNIST:
     from .mnist import load_mnist
 
     return load_mnist(data_dir)
 
 
-def _plot_costs(history: dict, path: Path) -> None:
+def _plot_costs(history: dict[str, list[float]], path: Path) -> None:
     try:
         import matplotlib
 
@@ -249,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except (ValueError, ModelFileError, OSError) as exc:
         parser.exit(2, f"scribblenet: error: {exc}\n")
     except KeyboardInterrupt:

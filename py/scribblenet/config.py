@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "ACTIVATIONS",
@@ -63,7 +63,7 @@ class _DictMixin:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]):
+    def from_dict(cls, d: dict[str, Any]) -> Self:
         """Build from a dict; unknown keys are an error so typos do not pass silently."""
         if not isinstance(d, dict):
             raise ValueError(f"{cls.__name__} must be built from a dict, got {type(d).__name__}")

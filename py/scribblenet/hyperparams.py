@@ -153,10 +153,12 @@ def _parse_layers(name: str, value: Any) -> tuple[int, ...]:
     else:
         text = str(value).strip()
         parts = [] if text.lower() == "none" else [p for p in re.split(r"[\s,]+", text) if p]
-    if not all(re.fullmatch(r"\d{1,9}", p) for p in parts):  # int() of 5,000 digits is slow
+    if not all(re.fullmatch(r"\d+", p) for p in parts):
         raise ValueError(
             f"hidden layers must be whole numbers separated by commas, got {_show(value)}"
         )
+    if any(len(p) > 9 for p in parts):  # int() of 5,000 digits is slow, then refused anyway
+        raise ValueError(f"hidden layer size must be an integer from 1 to 4096, got {_show(value)}")
     return tuple(int(p) for p in parts)
 
 

@@ -8,7 +8,7 @@ user input is reported as {"ok": False, "errors": {field: message}} rather than 
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,9 +19,16 @@ from .ink import ink_to_mnist
 from .matmul import MatmulBackend
 from .model_io import ModelFileError, model_from_bytes, model_to_bytes
 from .network import Network
-from .training import Trainer, trainer_rngs
+from .training import Trainer, trainer_rngs, training_bytes
 
-__all__ = ["SOURCE_LABELS", "Session"]
+if TYPE_CHECKING:  # importing .mnist at run time would pull urllib into the page's start-up
+    from .mnist import MNIST
+
+__all__ = ["MAX_TRAINING_BYTES", "SOURCE_LABELS", "Session"]
+
+# What a trainer may add to the tab, beside the runtime (~100 MB) and the dataset (~55 MB): a
+# WebAssembly heap never shrinks, so a run that does not fit must be refused before it starts.
+MAX_TRAINING_BYTES = 512 << 20
 
 # How the page names where the current weights came from.
 SOURCE_LABELS = {
@@ -49,7 +56,7 @@ class Session:
     """One visitor's state: the dataset, the current network, and a trainer if one is running."""
 
     def __init__(self) -> None:
-        self.data = None  # MNIST namedtuple once load_dataset has run
+        self.data: MNIST | None = None  # once the dataset is decoded
         self.net: Network | None = None
         self.source = "none"  # where the current weights came from: pretrained|trained|uploaded
         self.trainer: Trainer | None = None
@@ -129,12 +136,12 @@ class Session:
             next(self._decoding)
             return {"done": False}
         except StopIteration as finished:
-            self.data = finished.value.mnist
+            self.data = data = finished.value.mnist
         except ValueError as exc:
             self._decoding = None
             return {"done": True, "ok": False, "error": f"the training data is corrupt: {exc}"}
         self._decoding = None
-        n_train, n_test = len(self.data.y_train), len(self.data.y_test)
+        n_train, n_test = len(data.y_train), len(data.y_test)
         return {"done": True, "ok": True, "n_train": n_train, "n_test": n_test}
 
     def load_model(self, data: bytes, *, source: str = "uploaded") -> dict[str, Any]:
@@ -176,6 +183,13 @@ class Session:
         n_train = None if self.data is None else len(self.data.y_train)
         if train is not None and n_train and (message := batch_size_error(train, n_train)):
             errors["batch_size"] = message
+        if network is not None and train is not None and not errors:
+            needed = training_bytes(network, train, n_train or 60_000)
+            if needed > MAX_TRAINING_BYTES:
+                errors["hidden"] = (
+                    f"training this network needs about {needed >> 20:,} MB; at most "
+                    f"{MAX_TRAINING_BYTES >> 20:,} MB fit in a browser tab"
+                )
         return network, train, errors
 
     def configure(self, form: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +197,13 @@ class Session:
         network, train, errors = self._parse(form)
         if errors or network is None or train is None:
             return {"ok": False, "errors": errors}
-        return {"ok": True, "network": network.to_dict(), "train": train.to_dict()}
+        n_train = 60_000 if self.data is None else len(self.data.y_train)
+        return {
+            "ok": True,
+            "network": network.to_dict(),
+            "train": train.to_dict(),
+            "memory_mb": round(training_bytes(network, train, n_train) / 2**20, 1),
+        }
 
     def start_training(self, form: dict[str, Any], subset: int | None = None) -> dict[str, Any]:
         """Build a fresh network from the form and a trainer for it; run it with `train_chunk`.

@@ -7,6 +7,7 @@ to the page between chunks so that stop, pause and predict get through mid-train
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -14,11 +15,25 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrainConfig
+from .config import NetworkConfig, TrainConfig
 from .network import Network
 from .optimizers import make_optimizer
 
-__all__ = ["Trainer", "confusion_matrix", "trainer_rngs"]
+__all__ = [
+    "MICRO_BATCH_FLOPS",
+    "Trainer",
+    "confusion_matrix",
+    "micro_batch_rows",
+    "trainer_rngs",
+    "training_bytes",
+]
+
+# The most arithmetic one forward/backward pass may do (~6 flops per parameter per example):
+# tens of milliseconds in a browser tab. A batch that needs more is computed in micro-batches
+# with its gradients accumulated, so a caller with a time budget gets control back in between,
+# and memory grows with the micro-batch, not the batch.
+MICRO_BATCH_FLOPS = 1 << 28
+_EVAL_ROWS = 4096  # Network.predict's chunk
 
 Event = dict[str, Any]
 # A string: evaluating np.random here would import numpy.random (nine extension modules under
@@ -30,6 +45,26 @@ def trainer_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     """Independent generators for (weight init, shuffling) derived from one seed."""
     init_seq, data_seq = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(init_seq), np.random.default_rng(data_seq)
+
+
+def micro_batch_rows(n_parameters: int, batch_size: int) -> int:
+    """Rows per forward/backward pass so one pass stays within `MICRO_BATCH_FLOPS`."""
+    return max(1, min(batch_size, MICRO_BATCH_FLOPS // (6 * max(n_parameters, 1))))
+
+
+def training_bytes(network: NetworkConfig, config: TrainConfig, n_train: int) -> int:
+    """About how much memory a Trainer adds for this network, beyond the data it is given."""
+    sizes = network.sizes
+    n_params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    batch = min(config.batch_size or n_train, n_train)
+    rows = micro_batch_rows(n_params, batch)
+    state = {"sgd": 0, "momentum": 1, "adam": 2}[config.optimizer]
+    split = rows < batch
+    # weights, gradients, the epoch-start snapshot, optimiser state, split-batch gradient sums
+    copies = 3 + state + split
+    activations = rows * (sizes[0] + 3 * sum(sizes[1:]))  # scaled input; Z, A, dA per layer
+    evaluation = min(_EVAL_ROWS, n_train) * sum(sizes[1:])  # the test pass, in chunks
+    return np.dtype(network.dtype).itemsize * (copies * n_params + activations + evaluation)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
@@ -100,9 +135,11 @@ class Trainer:
             self.optimizer.fused = getattr(net.backend, "adam_update", None)
         self.batch_size = config.batch_size or n
         self.n_batches = math.ceil(n / self.batch_size)
-        # uint8 pixels stay uint8 and each minibatch is scaled as it is gathered: a float copy of
-        # 60k images is 188 MB, too much for a browser tab. Full batch scales once, up front.
-        self._scale_batches = X_train.dtype == np.uint8 and augment is None and self.n_batches > 1
+        self.micro_batch = micro_batch_rows(net.n_parameters, self.batch_size)
+        # uint8 pixels stay uint8 and each (micro-)batch is scaled as it is gathered: a float copy
+        # of 60k images is 188 MB, too much for a browser tab. One batch of one pass scales once.
+        one_pass = self.n_batches == 1 and self.micro_batch == self.batch_size
+        self._scale_batches = X_train.dtype == np.uint8 and augment is None and not one_pass
         if augment is not None or self._scale_batches:
             self.X = X_train
         else:
@@ -121,6 +158,9 @@ class Trainer:
         self._batch = 0
         self._snapshot: dict[str, np.ndarray] | None = None
         self._scaled_buffer: np.ndarray | None = None  # see _scaled
+        self._rows_done = 0  # rows of the current batch already in `_accumulated`
+        self._accumulated: list[np.ndarray] | None = None  # gradient sums of a split batch
+        self._part_sums = [0.0, 0, 0.0]  # cost·rows, correct, seconds of the current batch
         self._epoch_sums = [0.0, 0, 0, 0.0]  # cost·n, correct, seen, seconds
         # Chance level is ln(k) nats; a mean cost 100× that means logits have blown up even if
         # float arithmetic has not overflowed yet.
@@ -149,35 +189,73 @@ class Trainer:
             self._scaled_buffer = np.empty(Xb.shape, self.net.dtype)
         return self.net._as_input(Xb, out=self._scaled_buffer)
 
-    def _train_batch(self) -> Event:
+    def _batch_rows(self) -> np.ndarray | slice:
+        """The current batch's rows of X and y: a slice for full batch (no copy), else indices."""
         bs = self.batch_size
+        if self.n_batches == 1:  # full batch: order is irrelevant
+            return slice(0, self.n_train)
+        assert self._order is not None  # set by _start_epoch
+        return self._order[self._batch * bs : (self._batch + 1) * bs]  # (b,)
+
+    def _train_part(self) -> Event | None:
+        """One forward/backward pass over the next micro-batch; the batch event once it is whole."""
         t0 = time.perf_counter()
-        if self.n_batches == 1:  # full batch: order is irrelevant, skip the copy
-            Xb, yb = self.X, self.y
+        rows = self._batch_rows()
+        b = len(self.y[rows])
+        start, stop = self._rows_done, min(self._rows_done + self.micro_batch, b)
+        whole = start == 0 and stop == b
+        if isinstance(rows, slice):
+            part = rows if whole else slice(start, stop)
+            Xb, yb = self.X[part], self.y[part]  # (m, n_inputs), (m,): views
         else:
-            idx = self._order[self._batch * bs : (self._batch + 1) * bs]  # (b,)
-            Xb, yb = self.X[idx], self.y[idx]  # (b, n_inputs), (b,)
-            if self._scale_batches:
-                Xb = self._scaled(Xb)  # (b, n_inputs) floats in [0, 1]
+            idx = rows if whole else rows[start:stop]  # (m,)
+            Xb, yb = self.X[idx], self.y[idx]  # (m, n_inputs), (m,): gathered copies
+        if self._scale_batches:
+            Xb = self._scaled(Xb)  # (m, n_inputs) floats in [0, 1]
         if self.augment is not None:
             Xb = self.augment(Xb, self.rng)
         cost = self.net.loss_and_grad(Xb, yb, self.config.weight_decay)
+        correct = int((self.net.loss.predicted == yb).sum()) if len(yb) else 0
         grads = self.net.gradients()
+        if not whole:
+            # The batch's gradient is the row-weighted mean of its parts' (weight decay too).
+            weight = (stop - start) / b
+            if self._accumulated is None:
+                self._accumulated = [np.zeros_like(g) for g in grads]
+            for total, g in zip(self._accumulated, grads, strict=True):
+                total += weight * g
+        sums = self._part_sums
+        sums[0] += cost * (stop - start)
+        sums[1] += correct
+        sums[2] += time.perf_counter() - t0
+        self._rows_done = stop
+        if stop < b:
+            return None
+        if self._accumulated is not None:
+            grads, self._accumulated = self._accumulated, None
+        return self._update(grads, sums[0] / b, int(sums[1]), b, t0)
+
+    def _update(
+        self, grads: list[np.ndarray], cost: float, correct: int, b: int, t0: float
+    ) -> Event:
+        """Apply a whole batch's gradients; the batch event (or "diverged")."""
+        self._rows_done = 0
+        part_seconds = self._part_sums[2]
+        self._part_sums = [0.0, 0, 0.0]
         # A NaN or inf anywhere makes its gradient's sum non-finite; one sum per array needs no
         # boolean temporary (the element-wise check was 5 % of a step in the browser).
         finite = math.isfinite(cost) and all(math.isfinite(g.sum()) for g in grads)
         if not finite or cost > self._cost_limit:
             return self._diverged(cost)
-        correct = int((self.net.loss.predicted == yb).sum()) if len(yb) else 0
         self.optimizer.learning_rate = self._learning_rate()
         self.optimizer.step(self.net.parameters(), grads)
-        seconds = time.perf_counter() - t0
+        seconds = part_seconds + (time.perf_counter() - t0)
         self._batch += 1
         self.step += 1
         sums = self._epoch_sums
-        sums[0] += cost * len(yb)
+        sums[0] += cost * b
         sums[1] += correct
-        sums[2] += len(yb)
+        sums[2] += b
         sums[3] += seconds
         self.history["batch_cost"].append(cost)
         return {
@@ -188,10 +266,22 @@ class Trainer:
             "step": self.step,
             "total_steps": self.total_steps,
             "cost": cost,
-            "batch_accuracy": correct / len(yb),
+            "batch_accuracy": correct / b,
             "learning_rate": self.optimizer.learning_rate,
             "seen": sums[2],
             "examples_per_s": sums[2] / sums[3] if sums[3] > 0 else 0.0,
+        }
+
+    def _progress(self) -> Event:
+        """Where a split batch has got to, for a caller that stops in the middle of one."""
+        return {
+            "type": "progress",
+            "epoch": self.epoch + 1,
+            "batch": self._batch + 1,
+            "n_batches": self.n_batches,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "batch_fraction": self._rows_done / len(self.y[self._batch_rows()]),
         }
 
     def _diverged(self, cost: float) -> Event:
@@ -224,7 +314,7 @@ class Trainer:
             "seconds": seconds,
             "examples_per_s": seen / seconds if seconds > 0 else 0.0,
         }
-        if self.X_test is not None:
+        if self.X_test is not None and self.y_test is not None:
             pred = self.net.predict(self.X_test)  # (n_test,)
             event["test_accuracy"] = float((pred == self.y_test).mean())
             event["confusion"] = confusion_matrix(
@@ -244,12 +334,13 @@ class Trainer:
         ----------
         max_batches : stop after this many batches (resume by calling `run` again);
             None trains to the end.
-        max_seconds : also stop once this much time has passed (at least one batch is trained),
-            so a caller that must stay responsive gets control back at a steady pace.
+        max_seconds : also stop once this much time has passed (after at least one forward and
+            backward pass), so a caller that must stay responsive gets control back at a steady
+            pace; a batch split into micro-batches may then stop half-way ("progress" event).
 
         Yields
         ------
-        Event dicts: {"type": "batch" | "epoch" | "done" | "diverged", ...}.
+        Event dicts: {"type": "batch" | "epoch" | "done" | "diverged" | "progress", ...}.
         """
         if max_batches is not None and max_batches < 1:
             raise ValueError(f"max_batches must be >= 1, got {max_batches}")
@@ -262,9 +353,13 @@ class Trainer:
             if budget is not None and budget <= 0:
                 return
             if trained and deadline is not None and time.perf_counter() >= deadline:
+                if self._rows_done:
+                    yield self._progress()
                 return
-            event = self._train_batch()
+            event = self._train_part()
             trained = True
+            if event is None:  # a micro-batch of a batch that is not whole yet
+                continue
             yield event
             if event["type"] == "diverged":
                 return
