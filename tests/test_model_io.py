@@ -1,4 +1,4 @@
-"""Model files: round trip, and rejection of corrupt or hostile files."""
+"""Model files: round trip, and rejection of corrupt, hostile or fuzzed files."""
 
 import io
 import json
@@ -7,6 +7,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scribblenet.config import NetworkConfig
 from scribblenet.model_io import (
@@ -17,6 +19,14 @@ from scribblenet.model_io import (
     save_model,
 )
 from scribblenet.network import Network
+from session_helpers import (
+    MODEL_MEMBERS,
+    MODEL_MUTATIONS,
+    VALID_MODEL,
+    huge_declared_size,
+    mutate,
+    with_member,
+)
 
 
 @pytest.fixture
@@ -141,3 +151,116 @@ def test_metadata_must_be_json(net):
     np.savez(buf, **arrays)
     with pytest.raises(ModelFileError, match="no metadata"):
         model_from_bytes(buf.getvalue())
+
+
+def test_forged_declared_size_is_what_zipfile_reads() -> None:
+    """huge_declared_size really forges the size the zip reader reports (guards its users)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.npy", b"x")
+    forged = huge_declared_size(buf.getvalue())
+    with zipfile.ZipFile(io.BytesIO(forged)) as z:
+        assert z.infolist()[0].file_size == 0xFFFFFFF0
+
+
+# ── fuzzing: a damaged file is refused with ModelFileError, or is a valid model ──────────────
+
+
+@given(*MODEL_MUTATIONS)
+def test_mutated_model_file_is_refused_or_valid(edits, cut) -> None:
+    data = mutate(VALID_MODEL, edits, cut)
+    try:
+        net = model_from_bytes(data)
+    except ModelFileError as exc:
+        assert str(exc)
+        return
+    assert isinstance(net, Network)
+    assert all(np.isfinite(p).all() for p in net.parameters())
+
+
+@settings(max_examples=60)
+@given(st.binary(max_size=400))
+def test_random_bytes_are_not_a_model(data: bytes) -> None:
+    with pytest.raises(ModelFileError):
+        model_from_bytes(data)
+
+
+@settings(max_examples=60)
+@given(*MODEL_MEMBERS)
+def test_model_zip_with_a_garbage_member_is_refused(name: str, garbage: bytes) -> None:
+    with pytest.raises(ModelFileError):
+        model_from_bytes(with_member(VALID_MODEL, name, garbage))
+
+
+# ── sizes checked before anything is allocated; metadata parsed with limits and a schema ───
+
+
+def model_zip(meta: dict | str, arrays: dict[str, bytes] | None = None) -> bytes:
+    """A deflated .npz with this metadata (dict or raw JSON text) and raw .npy members."""
+    text = meta if isinstance(meta, str) else json.dumps(meta)
+    members = {"metadata": np.frombuffer(text.encode(), np.uint8)}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, array in members.items():
+            with z.open(name + ".npy", "w") as f:
+                np.lib.format.write_array(f, array)
+        for name, raw in (arrays or {}).items():
+            z.writestr(name + ".npy", raw)
+    return buf.getvalue()
+
+
+def npy_header_only(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
+    """A .npy member that declares `shape` but holds only a few bytes of data."""
+    f = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(f, header)
+    return f.getvalue() + b"\0" * 64
+
+
+def meta_for(hidden: list[int], **training) -> dict:
+    network = NetworkConfig(hidden=tuple(hidden)).to_dict()
+    return {"format": "scribblenet-model", "version": 1, "network": network, "training": training}
+
+
+def test_a_huge_declared_array_is_refused_before_it_is_allocated() -> None:
+    import tracemalloc
+
+    others = {name: npy_header_only(shape) for name, shape in
+              [("b1", (128,)), ("W2", (128, 10)), ("b2", (10,))]}  # fmt: skip
+    data = model_zip(meta_for([128]), {"W1": npy_header_only((784, 500_000)), **others})
+    tracemalloc.start()
+    with pytest.raises(ModelFileError, match=r"W1 has shape \(784, 500000\), expected"):
+        model_from_bytes(data)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 << 20  # the 1.5 GB the header declares was never asked for
+
+
+def test_too_many_parameters_are_refused_where_a_limit_is_set() -> None:
+    data = model_zip(meta_for([4096, 4096, 4096]))  # 37 M parameters, declared only
+    with pytest.raises(ModelFileError, match="at most 5,000,000"):
+        model_from_bytes(data, max_parameters=5_000_000)
+
+
+def test_deeply_nested_metadata_is_refused_without_parsing() -> None:
+    meta = json.dumps(meta_for([8]))[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(ModelFileError, match="nests deeper than 16"):
+        model_from_bytes(model_zip(meta))
+
+
+def test_metadata_keeps_only_known_and_sane_provenance(net) -> None:
+    training = {
+        "test_accuracy": float("nan"),
+        "handwriting_accuracy": 1e302,
+        "epochs": 3,
+        "where": "browser",
+        "config": {"epochs": 3, "learning_rate": 0.01},
+        "train": {"learning_rate": -5},
+        "secret": "<script>",
+    }
+    data = model_to_bytes(net, {"training": training})
+    loaded = model_from_bytes(data).metadata["training"]
+    assert loaded["epochs"] == 3 and loaded["where"] == "browser"
+    assert loaded["config"]["learning_rate"] == 0.01 and loaded["config"]["epochs"] == 3
+    for dropped in ("test_accuracy", "handwriting_accuracy", "train", "secret"):
+        assert dropped not in loaded

@@ -17,15 +17,19 @@ used, so a hostile file can at worst be rejected with a `ModelFileError`.
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import math
 import os
+import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from .config import NetworkConfig
+from .config import NetworkConfig, TrainConfig
 from .network import Network
 
 __all__ = [
@@ -43,8 +47,9 @@ FORMAT = "scribblenet-model"
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 256 * 1024 * 1024  # uncompressed; 4 layers of 4096² float32 weights fit
 _MAX_METADATA_BYTES = 1024 * 1024
+_MAX_METADATA_DEPTH = 16  # ours nests 3 deep; thousands would overflow a parser's stack
 
-Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
 
 class ModelFileError(ValueError):
@@ -70,12 +75,13 @@ def model_to_bytes(net: Network, metadata: dict[str, Any] | None = None) -> byte
     meta = json.dumps(_metadata(net, metadata), sort_keys=True).encode()
     arrays["metadata"] = np.frombuffer(meta, dtype=np.uint8)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    # arg-type: NumPy's stub fears a key named allow_pickle; ours are W1, b1, … and metadata.
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
 
 
 def save_model(
-    net: Network, path: str | os.PathLike, metadata: dict[str, Any] | None = None
+    net: Network, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
 ) -> Path:
     """Write a network to `path` (conventionally ``*.npz``); returns the path.
 
@@ -106,7 +112,7 @@ def _read_bytes(source: Source) -> bytes:
     return path.read_bytes()
 
 
-def _check_zip(data: bytes) -> None:
+def _check_zip(data: bytes) -> dict[str, int]:
     if len(data) > MAX_FILE_BYTES:
         raise ModelFileError(f"model file is larger than {MAX_FILE_BYTES} bytes")
     try:
@@ -125,6 +131,80 @@ def _check_zip(data: bytes) -> None:
         raise ModelFileError("not a scribblenet model: no metadata entry")
     if len(names) != len(set(names)):
         raise ModelFileError("model file has duplicate entries")
+    return {info.filename: info.file_size for info in infos}
+
+
+def _array_header(data: bytes, name: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """(shape, dtype) a member declares in its .npy header, read without loading the array."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf, zf.open(name + ".npy") as fp:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+    except Exception as exc:  # a bad magic, header or deflate stream: all "not an array"
+        raise ModelFileError(f"entry {name!r} is not a valid .npy array ({exc})") from None
+    return tuple(shape), np.dtype(dtype)
+
+
+def _expected_shapes(config: NetworkConfig) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(config.sizes), start=1):
+        shapes[f"W{i}"], shapes[f"b{i}"] = (n_in, n_out), (n_out,)
+    return shapes
+
+
+def _json_depth(text: str) -> int:
+    """How deeply JSON text nests, counted without parsing it (strings skipped)."""
+    brackets = re.sub(r"[^\[\]{}]", "", re.sub(r'"(?:[^"\\]|\\.)*"', "", text))
+    if not brackets:
+        return 0
+    steps = np.frombuffer(brackets.encode(), np.uint8)  # (k,) of [ ] { }
+    return int(np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1)).max())
+
+
+def _number(value: Any, low: float, high: float) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok and math.isfinite(value) and low <= value <= high else None
+
+
+def _config(cls: type[NetworkConfig] | type[TrainConfig], value: Any) -> dict[str, Any] | None:
+    try:
+        fixed = {k: tuple(v) if k == "hidden" else v for k, v in value.items()}
+        return cls.from_dict(fixed).to_dict()
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _clean_training(training: Any) -> dict[str, Any]:
+    """Provenance with unknown keys dropped and every value checked (it is shown to people)."""
+    if not isinstance(training, dict):
+        return {}
+    checks: dict[str, Callable[[Any], Any]] = {
+        "where": lambda v: v[:40] if isinstance(v, str) else None,
+        "data": lambda v: v[:200] if isinstance(v, str) else None,
+        "script": lambda v: v[:200] if isinstance(v, str) else None,
+        "augment": lambda v: v[:40] if isinstance(v, str) else v if isinstance(v, bool) else None,
+        "test_accuracy": lambda v: _number(v, 0, 1),
+        "handwriting_accuracy": lambda v: _number(v, 0, 1),
+        "seconds": lambda v: _number(v, 0, 1e9),
+        "epochs": lambda v: None if (n := _number(v, 0, 1e6)) is None else int(n),
+        "epochs_completed": lambda v: None if (n := _number(v, 0, 1e6)) is None else int(n),
+        "config": lambda v: _config(TrainConfig, v),
+        "train": lambda v: _config(TrainConfig, v),
+        "network": lambda v: _config(NetworkConfig, v),
+        "augmentation": lambda v: (
+            {k: v[k] for k in v if isinstance(k, str) and _json_depth(json.dumps(v[k])) <= 1}
+            if isinstance(v, dict) and len(v) <= 16
+            else None
+        ),
+    }
+    clean = {}
+    for key, check in checks.items():
+        if key in training and (value := check(training[key])) is not None:
+            clean[key] = value
+    return clean
 
 
 def _load_array(npz: Any, name: str) -> np.ndarray:
@@ -149,8 +229,11 @@ def _parse_metadata(raw: np.ndarray) -> dict[str, Any]:
     if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > _MAX_METADATA_BYTES:
         raise ModelFileError("metadata must be a 1-D uint8 array of UTF-8 JSON")
     try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.tobytes().decode("utf-8")
+        if _json_depth(text) > _MAX_METADATA_DEPTH:
+            raise ModelFileError(f"metadata nests deeper than {_MAX_METADATA_DEPTH} levels")
+        meta = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"not a scribblenet model: metadata format is not {FORMAT!r}")
@@ -163,16 +246,23 @@ def _parse_metadata(raw: np.ndarray) -> dict[str, Any]:
     return meta
 
 
-def model_from_bytes(data: bytes | bytearray | memoryview) -> Network:
+def model_from_bytes(
+    data: bytes | bytearray | memoryview, *, max_parameters: int | None = None
+) -> Network:
     """Parse and validate model-file bytes into a `Network` (its `.metadata` holds provenance).
+
+    Every declared size is checked before anything is allocated: the metadata's, the network's
+    parameter count against `max_parameters` (None: no limit) and each array's .npy header.
 
     Raises
     ------
     ModelFileError : on anything but a well-formed model: bad zip, pickles, unknown version,
-        missing/extra arrays, wrong shapes or dtypes, non-finite weights.
+        missing/extra arrays, wrong shapes or dtypes, non-finite weights, too many parameters.
     """
     data = bytes(data)
-    _check_zip(data)
+    sizes = _check_zip(data)
+    if sizes["metadata.npy"] > _MAX_METADATA_BYTES + 4096:  # + the .npy header
+        raise ModelFileError(f"metadata is larger than {_MAX_METADATA_BYTES} bytes")
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as exc:  # any failure to open is "not a model", never a crash
@@ -185,8 +275,13 @@ def model_from_bytes(data: bytes | bytearray | memoryview) -> Network:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"metadata describes an invalid network: {exc}") from None
-        net = Network(config, initialize=False)
-        expected = net.named_parameters()
+        expected = _expected_shapes(config)
+        n_parameters = sum(math.prod(shape) for shape in expected.values())
+        if max_parameters is not None and n_parameters > max_parameters:
+            raise ModelFileError(
+                f"the network has {n_parameters:,} parameters; at most {max_parameters:,} are "
+                "allowed here"
+            )
         present = set(npz.files) - {"metadata"}
         if present != set(expected):
             missing = sorted(set(expected) - present)
@@ -195,18 +290,28 @@ def model_from_bytes(data: bytes | bytearray | memoryview) -> Network:
                 f"arrays do not match the architecture {config.sizes}: "
                 f"missing {missing or 'none'}, unexpected {extra or 'none'}"
             )
+        dtype = np.dtype(config.dtype)
+        for name, shape in expected.items():  # declared headers first: nothing allocated yet
+            declared_shape, declared_dtype = _array_header(data, name)
+            if declared_dtype.hasobject:
+                raise ModelFileError(
+                    f"entry {name!r} holds pickled Python objects; refusing to load it"
+                )
+            if declared_dtype != dtype:
+                raise ModelFileError(f"{name} has dtype {declared_dtype}, expected {dtype}")
+            if declared_shape != shape:
+                raise ModelFileError(f"{name} has shape {declared_shape}, expected {shape}")
         arrays = {}
-        for name, ref in expected.items():
+        for name, shape in expected.items():
             arr = _load_array(npz, name)
-            if arr.dtype != ref.dtype:
-                raise ModelFileError(f"{name} has dtype {arr.dtype}, expected {ref.dtype}")
-            if arr.shape != ref.shape:
-                raise ModelFileError(f"{name} has shape {arr.shape}, expected {ref.shape}")
+            if arr.dtype != dtype or arr.shape != shape:  # the header said otherwise
+                raise ModelFileError(f"{name} does not match its header")
             if not np.isfinite(arr).all():
                 raise ModelFileError(f"{name} contains NaN or infinite values")
             arrays[name] = arr
+    net = Network(config, initialize=False)
     net.load_parameters(arrays)
-    net.metadata = {"training": meta.get("training", {})}
+    net.metadata = {"training": _clean_training(meta.get("training", {}))}
     return net
 
 

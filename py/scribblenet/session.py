@@ -14,7 +14,7 @@ import numpy as np
 
 from .compact import CompactData, decode_compact_steps
 from .config import NetworkConfig, TrainConfig
-from .hyperparams import batch_size_error, form_values, parse_settings
+from .hyperparams import MAX_BROWSER_PARAMETERS, batch_size_error, form_values, parse_settings
 from .ink import ink_to_mnist
 from .matmul import MatmulBackend
 from .model_io import ModelFileError, model_from_bytes, model_to_bytes
@@ -152,7 +152,7 @@ class Session:
         source="pretrained" also remembers the bytes for `reset_to_pretrained`.
         """
         try:
-            net = model_from_bytes(bytes(data))
+            net = model_from_bytes(bytes(data), max_parameters=MAX_BROWSER_PARAMETERS)
         except ModelFileError as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:  # a damaged zip member can fail deep inside zlib/zipfile
