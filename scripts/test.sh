@@ -5,8 +5,9 @@
 #
 # Steps: system packages (apt: chromium, clang, lld, node/npm if absent) -> .venv with
 # `pip install -e '.[dev]'` -> `npm ci` -> wasm kernel check (if scripts/build_gemm.sh exists)
-# -> build dist/ -> ruff check + ruff format --check -> native pytest (everything but e2e,
-# slow tests included) -> the unit tests inside Pyodide under Node -> Playwright e2e tests.
+# -> build dist/ -> ruff check + ruff format --check -> mypy (strict on py/scribblenet) ->
+# native pytest (everything but e2e, slow tests included) -> the unit tests inside Pyodide
+# under Node -> Playwright e2e tests.
 # Non-interactive (CI=true, no stdin); stops at the first failure.
 set -euo pipefail
 
@@ -61,11 +62,13 @@ fi
 step "build dist/"
 "$py" scripts/build_site.py
 
-# --- 6. lint and format --------------------------------------------------------------------
+# --- 6. lint, format and types -------------------------------------------------------------
 step "ruff check"
 .venv/bin/ruff check .
 step "ruff format --check"
 .venv/bin/ruff format --check .
+step "mypy (strict on py/scribblenet, see pyproject.toml)"
+.venv/bin/mypy
 
 # --- 7. native tests (everything but e2e; slow ones included) ------------------------------
 step "pytest -m 'not e2e' (native CPython)"

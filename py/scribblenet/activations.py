@@ -11,6 +11,7 @@ class Activation:
     """Base class: caches what `backward` needs during `forward`."""
 
     name = "activation"
+    A: np.ndarray  # the output, kept by `forward` for `backward`
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
         """Apply the non-linearity; may overwrite Z, which the caller no longer needs."""
@@ -29,16 +30,16 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, Z):
+    def forward(self, Z: np.ndarray) -> np.ndarray:
         """σ(Z), computed as ½(1 + tanh(z/2)) which never overflows."""
-        A = np.multiply(Z, 0.5, out=Z)
+        A: np.ndarray = np.multiply(Z, 0.5, out=Z)
         np.tanh(A, out=A)
         A += 1.0
         A *= 0.5
         self.A = A
         return A
 
-    def backward(self, dA):
+    def backward(self, dA: np.ndarray) -> np.ndarray:
         """dA · σ(1 − σ)."""
         A = self.A
         dA *= A
@@ -51,12 +52,12 @@ class Tanh(Activation):
 
     name = "tanh"
 
-    def forward(self, Z):
+    def forward(self, Z: np.ndarray) -> np.ndarray:
         """tanh(Z)."""
         self.A = np.tanh(Z, out=Z)
         return self.A
 
-    def backward(self, dA):
+    def backward(self, dA: np.ndarray) -> np.ndarray:
         """dA · (1 − tanh²)."""
         A = self.A
         dA *= 1.0 - A * A
@@ -68,12 +69,12 @@ class ReLU(Activation):
 
     name = "relu"
 
-    def forward(self, Z):
+    def forward(self, Z: np.ndarray) -> np.ndarray:
         """max(Z, 0)."""
         self.A = np.maximum(Z, 0, out=Z)
         return self.A
 
-    def backward(self, dA):
+    def backward(self, dA: np.ndarray) -> np.ndarray:
         """dA where the unit was active, 0 elsewhere."""
         dA *= self.A > 0
         return dA
@@ -89,12 +90,12 @@ class LeakyReLU(Activation):
             raise ValueError(f"leaky ReLU slope must be in (0, 1), got {alpha}")
         self.alpha = alpha
 
-    def forward(self, Z):
+    def forward(self, Z: np.ndarray) -> np.ndarray:
         """max(Z, αZ)."""
         self.A = np.maximum(Z, self.alpha * Z, out=Z)
         return self.A
 
-    def backward(self, dA):
+    def backward(self, dA: np.ndarray) -> np.ndarray:
         """dA · (1 if active else α)."""
         dA *= np.where(self.A > 0, 1.0, self.alpha).astype(dA.dtype, copy=False)
         return dA

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 __all__ = [
+    "HANDWRITING_AUGMENTATION",
     "Augmentation",
     "affine_matrices",
     "augment_batch",
@@ -248,6 +249,13 @@ def augment_batch(
     x = images
     if stroke > 0:
         x = change_stroke(x, rng.uniform(-stroke, stroke, n))
-    M = affine_matrices(n, rng, shift, rotation, tuple(scale), shear)  # (n, 2, 3)
+    M = affine_matrices(n, rng, shift, rotation, (scale[0], scale[1]), shear)  # (n, 2, 3)
     D = elastic_fields(n, rng, elastic) if elastic > 0 else None  # (n, 28, 28, 2)
     return warp(x, M, D)
+
+
+# What web/models/pretrained.npz was trained with: drawn digits vary more than MNIST's, in slant,
+# pen width and wobble as well as position (`scribblenet train --augment handwriting`).
+HANDWRITING_AUGMENTATION = Augmentation(
+    shift=2.0, rotation=12.0, scale=(0.9, 1.1), shear=0.3, elastic=0.6, stroke=0.6
+)

@@ -129,7 +129,8 @@ def dequantize(q: np.ndarray, levels: int) -> np.ndarray:
     q = np.asarray(q)
     if q.size and int(q.max()) >= levels:
         raise ValueError(f"level indices must be < {levels}, found {int(q.max())}")
-    return table[q]
+    pixels: np.ndarray = table[q]
+    return pixels
 
 
 def _value_positions(M: np.ndarray) -> np.ndarray:
@@ -153,7 +154,8 @@ def _value_positions(M: np.ndarray) -> np.ndarray:
 def _pack_nibbles(v: np.ndarray) -> np.ndarray:
     if v.size % 2:
         v = np.append(v, np.uint8(0))
-    return (v[0::2] << 4) | v[1::2]  # (ceil(k/2),)
+    packed: np.ndarray = (v[0::2] << 4) | v[1::2]  # (ceil(k/2),)
+    return packed
 
 
 def _deflate(a: np.ndarray) -> bytes:
@@ -187,11 +189,11 @@ def _encode_split(
     q = quantize(X, levels).reshape(n, _SIDE, _SIDE)  # (n, 28, 28)
     M = q > 0  # (n, 28, 28)
     rows = np.packbits(M, axis=-1, bitorder="little")  # (n, 28, 4) = little-endian uint32 rows
-    values = []
+    blocks = []
     for start in range(0, n, block_size):
         positions = _value_positions(M[start : start + block_size])  # (k_b,)
-        values.append(q[start : start + block_size].reshape(-1)[positions])
-    values = np.concatenate(values) if values else np.zeros(0, np.uint8)  # (k,)
+        blocks.append(q[start : start + block_size].reshape(-1)[positions])
+    values = np.concatenate(blocks) if blocks else np.zeros(0, np.uint8)  # (k,)
     streams = [
         _deflate(y.astype(np.uint8)),
         _deflate(deltas.astype("<u4")),
@@ -457,7 +459,8 @@ def decode_compact(data: bytes | bytearray | memoryview) -> CompactData:
         try:
             next(steps)
         except StopIteration as finished:
-            return finished.value
+            decoded: CompactData = finished.value
+            return decoded
 
 
 def decode_compact_steps(

@@ -33,4 +33,5 @@ def init_weights(
         W = rng.standard_normal(shape) / np.sqrt(fan_in)
     else:
         raise ValueError(f"unknown init {scheme!r}; choose from he, glorot, lecun, tutorial")
-    return W.astype(dtype, copy=False)
+    out: np.ndarray = W.astype(dtype, copy=False)
+    return out

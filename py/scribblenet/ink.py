@@ -91,6 +91,7 @@ def image_to_ink(image: Image.Image) -> np.ndarray:
     -------
     float32 (H, W) in [0, 1], 1 = full ink, 0 = background.
     """
+    grey: np.ndarray
     if image.mode in ("I", "I;16", "F"):
         grey = np.asarray(image, dtype=np.float32)
         lo, hi = float(grey.min()), float(grey.max())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["SoftmaxCrossEntropy", "log_softmax", "one_hot", "softmax"]
 
@@ -10,16 +11,18 @@ __all__ = ["SoftmaxCrossEntropy", "log_softmax", "one_hot", "softmax"]
 def log_softmax(Z: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax of logits Z (n, k); subtracting each row's max avoids overflow."""
     Zs = Z - Z.max(axis=1, keepdims=True)  # (n, k), every row's max is 0
-    return Zs - np.log(np.exp(Zs).sum(axis=1, keepdims=True))
+    logP: np.ndarray = Zs - np.log(np.exp(Zs).sum(axis=1, keepdims=True))
+    return logP
 
 
 def softmax(Z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of logits Z (n, k): probabilities that sum to 1 per row."""
     E = np.exp(Z - Z.max(axis=1, keepdims=True))  # (n, k)
-    return E / E.sum(axis=1, keepdims=True)
+    P: np.ndarray = E / E.sum(axis=1, keepdims=True)
+    return P
 
 
-def one_hot(y: np.ndarray, n_classes: int = 10, dtype: str | np.dtype = "float32") -> np.ndarray:
+def one_hot(y: npt.ArrayLike, n_classes: int = 10, dtype: npt.DTypeLike = "float32") -> np.ndarray:
     """Integer labels y (n,) → one-hot rows (n, n_classes)."""
     y = np.asarray(y)
     if y.ndim != 1:
@@ -50,7 +53,7 @@ class SoftmaxCrossEntropy:
         if len(y) != n:
             raise ValueError(f"got {n} predictions but {len(y)} labels")
         logP = log_softmax(Z)  # (n, k)
-        self.P = np.exp(logP)  # (n, k); overwritten by backward
+        self.P: np.ndarray = np.exp(logP)  # (n, k); overwritten by backward
         self.predicted = Z.argmax(axis=1)  # (n,), kept because backward reuses P
         if y.ndim == 1:
             self.y = y.astype(np.intp, copy=False)

@@ -37,14 +37,14 @@ class NumpyBackend(MatmulBackend):
 
     name = "numpy"
 
-    def mm(self, A, B, out=None):
+    def mm(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """A @ B."""
         return np.matmul(A, B, out=out)
 
-    def mm_tn(self, A, B, out=None):
+    def mm_tn(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Aᵀ @ B."""
         return np.matmul(A.T, B, out=out)
 
-    def mm_nt(self, A, B, out=None):
+    def mm_nt(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """A @ Bᵀ."""
         return np.matmul(A, B.T, out=out)

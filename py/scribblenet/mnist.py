@@ -46,7 +46,7 @@ MIRRORS: tuple[str, ...] = (
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # IDX type codes -> big-endian numpy dtypes (http://yann.lecun.com/exdb/mnist/, "IDX file format").
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -152,11 +152,12 @@ def _parse_idx(raw: bytes) -> np.ndarray:
         raise ValueError(
             f"IDX data {what}: header says {dims} of {dtype.name} = {expected} bytes, got {got}"
         )
-    return (
+    array: np.ndarray = (
         np.frombuffer(raw, dtype=dtype, offset=header_len)
         .reshape(shape)
         .astype(dtype.newbyteorder("="))
     )
+    return array
 
 
 def read_idx(source: str | os.PathLike[str] | bytes) -> np.ndarray:
@@ -171,8 +172,9 @@ def read_idx(source: str | os.PathLike[str] | bytes) -> np.ndarray:
     array of the shape and type declared in the header, native byte order
     (MNIST images: uint8 (n, 28, 28); labels: uint8 (n,)).
     """
-    data = bytes(source) if isinstance(source, bytes | bytearray | memoryview) else None
-    if data is None:
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+    else:
         data = Path(source).read_bytes()
     return _parse_idx(_decompress(data))
 
@@ -209,7 +211,8 @@ def _check_content(info: MnistFile, raw: bytes, origin: str) -> None:
 
 def _open_url(url: str, timeout: float) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
+        body: bytes = response.read()
+        return body
 
 
 def download_mnist(

@@ -70,7 +70,8 @@ class Network:
             raise ValueError(f"input must have shape (n, {self.config.n_inputs}), got {X.shape}")
         if X.dtype == np.uint8:  # raw pixels: the one normalisation every model uses
             # Cast, then divide in dtype: one pass, no temporary.
-            return np.divide(X, self.dtype.type(255), out=out, dtype=self.dtype)
+            scaled: np.ndarray = np.divide(X, self.dtype.type(255), out=out, dtype=self.dtype)
+            return scaled
         return np.ascontiguousarray(X, dtype=self.dtype)
 
     def forward(self, X: np.ndarray, train: bool = False) -> np.ndarray:
@@ -97,7 +98,10 @@ class Network:
         for i in range(len(self.dense) - 1, -1, -1):
             if i < len(self.dense) - 1:
                 dA = self.activations[i].backward(dA)
-            dA = self.dense[i].backward(dA, need_dX=i > 0)
+            dX = self.dense[i].backward(dA, need_dX=i > 0)
+            if dX is None:  # the first layer: no input gradient needed
+                break
+            dA = dX
         if weight_decay:
             for layer in self.dense:
                 cost += 0.5 * weight_decay * float(np.vdot(layer.W, layer.W))
@@ -140,7 +144,7 @@ class Network:
 
     def named_parameters(self) -> dict[str, np.ndarray]:
         """{"W1": …, "b1": …, …} in layer order, as stored in model files."""
-        out = {}
+        out: dict[str, np.ndarray] = {}
         for i, layer in enumerate(self.dense, start=1):
             out[f"W{i}"], out[f"b{i}"] = layer.W, layer.b
         return out

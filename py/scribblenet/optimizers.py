@@ -46,7 +46,7 @@ class Optimizer:
 class SGD(Optimizer):
     """Plain gradient descent: p ← p − η·g."""
 
-    def _update(self, i, p, g):
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
         p -= self.learning_rate * g  # (in, out) or (out,)
 
     def __repr__(self) -> str:
@@ -63,7 +63,7 @@ class Momentum(Optimizer):
         self.momentum = momentum
         self.v: dict[int, np.ndarray] = {}
 
-    def _update(self, i, p, g):
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
         v = self.v.get(i)
         if v is None:
             v = self.v[i] = np.zeros_like(p)
@@ -71,7 +71,7 @@ class Momentum(Optimizer):
         v -= self.learning_rate * g
         p += v
 
-    def state_arrays(self):
+    def state_arrays(self) -> dict[str, np.ndarray]:
         """Velocities by parameter index."""
         return {f"v{i}": v for i, v in self.v.items()}
 
@@ -102,14 +102,14 @@ class Adam(Optimizer):
         # Optional fused update (the browser's WebAssembly kernel): returns False to decline.
         self.fused: Callable[..., bool] | None = None
 
-    def step(self, params, grads):
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
         """One Adam step; the bias corrections fold into a single step size per call."""
         t = self.t + 1
         self._alpha = self.learning_rate * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
         self._eps_hat = self.eps * math.sqrt(1 - self.beta2**t)
         super().step(params, grads)
 
-    def _update(self, i, p, g):
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
         m = self.m.get(i)
         if m is None:
             m = self.m[i] = np.zeros_like(p)
@@ -137,7 +137,7 @@ class Adam(Optimizer):
         tmp *= self._alpha
         p -= tmp
 
-    def state_arrays(self):
+    def state_arrays(self) -> dict[str, np.ndarray]:
         """First and second moments by parameter index."""
         out = {f"m{i}": m for i, m in self.m.items()}
         out.update({f"v{i}": v for i, v in self.v.items()})

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .config import NetworkConfig, TrainConfig
 from .losses import one_hot
@@ -129,7 +130,9 @@ class NeuralNetwork:
 ANN = NeuralNetwork  # the tutorial's own class name
 
 
-def pre_process_data(train_x, train_y, test_x, test_y):
+def pre_process_data(
+    train_x: npt.ArrayLike, train_y: npt.ArrayLike, test_x: npt.ArrayLike, test_y: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Scale pixels to [0, 1] and one-hot encode labels (no scikit-learn needed).
 
     Returns

@@ -50,7 +50,8 @@ def _layout(X: np.ndarray) -> tuple[str, int] | None:
 
 
 def _address(X: np.ndarray) -> int:
-    return X.__array_interface__["data"][0]
+    address: int = X.__array_interface__["data"][0]
+    return address
 
 
 class WasmBackend(MatmulBackend):
@@ -166,7 +167,9 @@ class WasmBackend(MatmulBackend):
         self.calls += 1
         return out
 
-    def _plan(self, A, B, out) -> tuple[str, int, int, int] | None:
+    def _plan(
+        self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None
+    ) -> tuple[str, int, int, int] | None:
         """(kernel name, lda, ldb, ldc), or None when NumPy must do this product."""
         if not (isinstance(A, np.ndarray) and isinstance(B, np.ndarray)):
             return None
@@ -197,7 +200,16 @@ class WasmBackend(MatmulBackend):
         return a[0] + b[0], a[1], b[1], ldc
 
 
-def _adam_numpy(p, g, m, v, alpha, beta1, beta2, eps_hat) -> None:
+def _adam_numpy(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    alpha: float,
+    beta1: float,
+    beta2: float,
+    eps_hat: float,
+) -> None:
     """Adam's update in NumPy, as ``optimizers.Adam._update`` does it (in place on p, m, v)."""
     tmp = np.multiply(g, 1 - beta1)
     m *= beta1
@@ -221,11 +233,11 @@ def _adam_self_test(backend: Any, rng: np.random.Generator) -> tuple[bool, float
         m = (0.1 * rng.standard_normal(n)).astype(np.float32)  # (n,)
         v = (0.01 * rng.uniform(0, 1, n)).astype(np.float32)  # (n,)
         args = (1e-3 * 0.7, 0.9, 0.999, 1e-8 * 0.3)  # alpha, beta1, beta2, eps_hat
-        want = [a.copy() for a in (p, g, m, v)]
-        _adam_numpy(*want, *args)
+        want_p, want_m, want_v = p.copy(), m.copy(), v.copy()
+        _adam_numpy(want_p, g.copy(), want_m, want_v, *args)
         if not backend.adam_update(p, g, m, v, *args):
             return False, float("inf")
-        for got, exp in zip((p, m, v), (want[0], want[2], want[3]), strict=True):
+        for got, exp in zip((p, m, v), (want_p, want_m, want_v), strict=True):
             # Bit-identical is expected; allow an ulp in case an engine's sqrt/div differs.
             err = np.abs(got.astype(np.float64) - exp) / np.spacing(np.abs(exp))  # (n,) in ulps
             worst = max(worst, float(err.max()))
@@ -250,11 +262,13 @@ def self_test(backend: MatmulBackend, rng: np.random.Generator) -> tuple[bool, f
     max_abs_err : the largest absolute difference seen.
     """
     shapes = [(1, 1, 1), (3, 17, 5), (2, 16, 1), (17, 3, 33), (5, 10, 128), (33, 31, 29)]
-    shapes += [(128, 128, 20), (64, 10, 300), tuple(int(v) for v in rng.integers(1, 70, 3))]
+    m, n, k = (int(v) for v in rng.integers(1, 70, 3))  # and one random shape
+    shapes += [(128, 128, 20), (64, 10, 300), (m, n, k)]
     # Tiny products would go to NumPy; lift the threshold so the kernel's edge tiles are tested.
-    min_work = getattr(backend, "min_work", None)
+    tunable: Any = backend  # a WasmBackend or a stand-in: its threshold is not MatmulBackend's
+    min_work = getattr(tunable, "min_work", None)
     if min_work is not None:
-        backend.min_work = 0
+        tunable.min_work = 0
     ok, worst = True, 0.0
     try:
         for M, N, K in shapes:
@@ -275,7 +289,7 @@ def self_test(backend: MatmulBackend, rng: np.random.Generator) -> tuple[bool, f
                 ok = ok and got.shape == (M, N) and bool(np.all(err <= tol))
     finally:
         if min_work is not None:
-            backend.min_work = min_work
+            tunable.min_work = min_work
     if getattr(backend, "_adam", None) is not None:
         adam_ok, _ = _adam_self_test(backend, rng)
         ok = ok and adam_ok
@@ -298,8 +312,8 @@ def load_wasm_backend(rng: np.random.Generator | None = None) -> tuple[WasmBacke
         backend = WasmBackend()
     except (ImportError, AttributeError) as err:
         return None, f"WebAssembly kernel not installed ({err})"
-    ok, err = self_test(backend, rng or np.random.default_rng(0))
+    ok, worst = self_test(backend, rng or np.random.default_rng(0))
     if not ok:
-        return None, f"WebAssembly kernel failed its self-test (max error {err:.3g})"
+        return None, f"WebAssembly kernel failed its self-test (max error {worst:.3g})"
     kind = "relaxed-SIMD FMA" if backend.relaxed else "SIMD"
-    return backend, f"WebAssembly {kind} kernel (self-test max error {err:.2g})"
+    return backend, f"WebAssembly {kind} kernel (self-test max error {worst:.2g})"
