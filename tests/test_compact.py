@@ -25,6 +25,7 @@ from scribblenet.compact import (
     write_compact,
 )
 from scribblenet.mnist import MNIST
+from session_helpers import mutate, tiny_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "web" / "data" / "mnist-compact-v1.bin"
@@ -407,6 +408,25 @@ def test_rejects_value_above_levels(data):
     values[0] = 20
     with pytest.raises(ValueError, match=r"train values must be in 1..19"):
         read_compact(rebuilt(blob, "values", bytes(values)))
+
+
+VALID_DATASET = encode_compact(tiny_mnist(np.random.default_rng(1), 20, 10), levels=16)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6),
+    st.none() | st.integers(0, len(VALID_DATASET)),
+)
+def test_mutated_dataset_is_refused_or_valid(edits, cut) -> None:
+    data = mutate(VALID_DATASET, edits, cut)
+    try:
+        mnist = read_compact(data)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    for X, y in ((mnist.X_train, mnist.y_train), (mnist.X_test, mnist.y_test)):
+        assert X.dtype == np.uint8 and X.shape == (len(y), 784)
+        assert y.dtype == np.uint8 and (y < 10).all()
 
 
 # The file the web page loads, as committed.

@@ -274,3 +274,42 @@ def test_random_strokes_give_an_image_or_a_clear_error(strokes, width, size):
         return
     assert out.shape == (28, 28) and out.dtype == np.uint8
     assert out.max() == 255
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(1, 60),
+    st.integers(1, 60),
+    st.sampled_from(["uint8", "float32", "float64", "int64", "bool"]),
+    st.data(),
+)
+def test_ink_to_mnist_returns_an_image_or_says_why(h, w, dtype, data) -> None:
+    kind = data.draw(st.sampled_from(["random", "sparse", "blob", "special"]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    if kind == "random":
+        ink = rng.random((h, w)) * data.draw(st.sampled_from([1.0, 255.0, 1e6, -1.0]))
+    elif kind == "sparse":
+        ink = (rng.random((h, w)) > 0.97) * 255.0
+    elif kind == "blob":
+        ink = np.zeros((h, w))
+        ink[h // 4 : 3 * h // 4 + 1, w // 3 : w // 2 + 1] = 1.0
+    else:
+        ink = np.full((h, w), data.draw(st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1.0])))
+    if dtype in ("uint8", "int64"):  # the page sends uint8; integers cannot hold NaN
+        ink = np.clip(np.nan_to_num(ink, posinf=255, neginf=0), 0, 255)
+    ink = ink.astype(dtype)
+    try:
+        out = ink_to_mnist(ink)
+    except ValueError as exc:  # EmptyInkError included
+        assert str(exc)
+        return
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    assert out.max() == 255  # normalised to full ink at the strokes' centre
+
+
+def test_ink_fuzz_covers_the_digit_path() -> None:
+    """The property above must reach the success path, not only the refusals."""
+    ink = ink_from_strokes([[(10.0, 5.0), (12.0, 50.0)]], 60, 4.0)
+    assert ink_to_mnist(ink).max() == 255
+    with pytest.raises(EmptyInkError):
+        ink_to_mnist(np.zeros((5, 5)))

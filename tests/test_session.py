@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scribblenet.compact import encode_compact
 from scribblenet.ink import ink_from_strokes
-from scribblenet.model_io import model_from_bytes
+from scribblenet.model_io import model_from_bytes, model_to_bytes
 from scribblenet.session import Session
-from session_helpers import FORM, model_bytes, tiny_mnist
+from session_helpers import (
+    FORM,
+    MODEL_MEMBERS,
+    MODEL_MUTATIONS,
+    VALID_MODEL,
+    huge_declared_size,
+    model_bytes,
+    mutate,
+    npz_bytes,
+    tiny_mnist,
+    with_member,
+)
 
 
 @pytest.fixture
 def session(rng: np.random.Generator) -> Session:
-    """A session with a tiny dataset and a random 'pretrained' model."""
+    """A session with 200 fake training images and a random 'pretrained' model."""
     s = Session()
     assert s.load_dataset(encode_compact(tiny_mnist(rng), levels=256))["ok"]
     assert s.load_model(model_bytes(), source="pretrained")["ok"]
@@ -75,10 +88,51 @@ def test_each_bad_field_gets_its_own_message(session: Session) -> None:
     assert all(isinstance(m, str) and m for m in errors.values())
 
 
-def test_batch_larger_than_training_set(session: Session) -> None:
+BAD_FIELDS = [
+    ("learning_rate", "0", "learning rate must be > 0"),
+    ("learning_rate", "-0.5", "learning rate must be > 0"),
+    ("learning_rate", "nan", "finite number"),
+    ("learning_rate", "inf", "finite number"),
+    ("learning_rate", "fast", "must be a number"),
+    ("learning_rate", "1e6", "<= 1000"),
+    ("learning_rate", "1" * 500, "must be a number"),
+    ("hidden", "0", "from 1 to 4096"),
+    ("hidden", "1000000", "from 1 to 4096"),
+    ("hidden", "9" * 5000, "from 1 to 4096"),  # too long to be a layer size
+    ("hidden", "-5", "whole numbers"),
+    ("batch_size", "0", "batch size must be at least 1"),
+    ("batch_size", "201", "at most 200"),  # the fixture's training set has 200 images
+    ("batch_size", "12.5", "whole number"),
+    ("epochs", "0", "epochs must be an integer from 1"),
+    ("epochs", "1" * 5000, "far too large"),
+    ("seed", "-1", "seed must be an integer from 0"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), BAD_FIELDS)
+def test_bad_hyperparameter_gets_a_field_message(session, field, value, message) -> None:
+    for call in (session.configure, session.start_training):
+        result = call({**FORM, field: value})
+        assert result["ok"] is False
+        assert set(result["errors"]) == {field}, result["errors"]
+        assert message in result["errors"][field]
+        assert len(result["errors"][field]) < 200  # the value is quoted, but cut short
+    assert session.trainer is None  # nothing started
+    assert session.source == "pretrained"  # and the model in use is untouched
+
+
+def test_batch_larger_than_the_training_set_is_refused(session: Session) -> None:
     errors = session.configure({**FORM, "batch_size": "201"})["errors"]
     assert "at most 200" in errors["batch_size"]
     assert session.configure({**FORM, "batch_size": "200"})["ok"]
+    result = session.start_training({**FORM, "batch_size": "60"}, subset=50)
+    assert "at most 50" in result["errors"]["batch_size"]  # a subset is the training set
+    assert session.start_training({**FORM, "batch_size": "50"}, subset=50)["n_train"] == 50
+
+
+@pytest.mark.parametrize("subset", [0, -1, 2.5, "10"])
+def test_bad_subset_is_refused(session, subset) -> None:
+    assert "subset" in session.start_training(FORM, subset=subset)["errors"]["_"]
 
 
 @given(
@@ -108,16 +162,71 @@ def test_export_round_trips_through_the_cli_format(session: Session) -> None:
     np.testing.assert_array_equal(other.net.predict_proba(X), session.net.predict_proba(X))
 
 
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [(b"not a zip", "not a valid .npz"), (model_bytes(n_inputs=100), "not a digit model")],
-)
-def test_bad_model_files_are_refused_politely(session: Session, data: bytes, message) -> None:
-    before = session.describe()
+def valid_arrays() -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(model_bytes())) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def with_metadata(arrays: dict, **changes) -> dict:
+    meta = json.loads(arrays["metadata"].tobytes())
+    meta.update(changes)
+    return {**arrays, "metadata": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+
+
+def hostile_files() -> list[tuple[str, bytes, str]]:
+    a = valid_arrays()
+    good = model_bytes()
+    return [
+        ("pickle", npz_bytes(**{**a, "W1": np.array([{"x": 1}], dtype=object)}), "pickled"),
+        ("shape", npz_bytes(**{**a, "W1": a["W1"][:, :4]}), "shape"),
+        ("dtype", npz_bytes(**{**a, "W1": a["W1"].astype(np.float64)}), "dtype"),
+        ("nan", npz_bytes(**{**a, "b1": np.full_like(a["b1"], np.nan)}), "NaN"),
+        ("inf", npz_bytes(**{**a, "W2": np.full_like(a["W2"], np.inf)}), "infinite"),
+        ("truncated", good[: len(good) // 2], "not a valid .npz"),
+        ("version", npz_bytes(**with_metadata(a, version=99)), "version 99"),
+        ("format", npz_bytes(**with_metadata(a, format="pytorch")), "not a scribblenet model"),
+        ("missing", npz_bytes(**{k: v for k, v in a.items() if k != "b2"}), "missing ['b2']"),
+        ("huge", huge_declared_size(good), "refusing to unpack"),
+        ("empty", b"", "not a valid"),
+        ("not a zip", b"not a zip", "not a valid .npz"),
+        ("not digits", model_bytes(n_inputs=100), "not a digit model"),
+    ]
+
+
+@pytest.mark.parametrize(("name", "data", "message"), hostile_files())
+def test_hostile_model_file_is_refused_and_changes_nothing(session, name, data, message) -> None:
+    before, description = session.export_model(), session.describe()
     result = session.load_model(data)
     assert result["ok"] is False
-    assert message in result["error"]
-    assert session.describe() == before  # the current model is kept
+    assert message in result["error"], result["error"]
+    assert session.source == "pretrained"
+    assert session.export_model() == before  # byte for byte the model in use before
+    assert session.describe() == description
+
+
+@given(*MODEL_MUTATIONS)
+def test_session_refuses_a_mutated_model_file_politely(edits, cut) -> None:
+    """The page's path: a message, or a valid model; the current model survives a refusal."""
+    session = Session()
+    assert session.load_model(VALID_MODEL, source="pretrained")["ok"]
+    result = session.load_model(mutate(VALID_MODEL, edits, cut))
+    if not result["ok"]:
+        assert result["error"]
+        assert session.source == "pretrained"
+        assert session.export_model() == model_to_bytes(model_from_bytes(VALID_MODEL))
+        return
+    net = session.net
+    assert all(np.isfinite(p).all() for p in net.parameters())
+    assert net.predict_proba(np.zeros((1, 784), np.float32)).shape == (1, 10)
+
+
+@settings(max_examples=60)
+@given(*MODEL_MEMBERS)
+def test_session_refuses_a_garbage_member(name: str, garbage: bytes) -> None:
+    session = Session()
+    result = session.load_model(with_member(VALID_MODEL, name, garbage))
+    assert result["ok"] is False and result["error"]
+    assert session.net is None
 
 
 def test_reset_to_pretrained(session: Session) -> None:
@@ -135,12 +244,18 @@ def test_reset_before_any_pretrained_model() -> None:
     assert Session().reset_to_pretrained()["ok"] is False
 
 
-def test_corrupt_dataset_is_reported(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("damage", ["last byte flipped", "truncated"])
+def test_corrupt_dataset_is_reported(rng: np.random.Generator, damage: str) -> None:
     data = bytearray(encode_compact(tiny_mnist(rng, 20, 10)))
-    data[-1] ^= 0xFF
-    result = Session().load_dataset(bytes(data))
+    if damage == "truncated":
+        del data[-7:]
+    else:
+        data[-1] ^= 0xFF
+    s = Session()
+    result = s.load_dataset(bytes(data))  # reported, never raised
     assert result["ok"] is False
     assert "corrupt" in result["error"]
+    assert s.data is None
 
 
 # ── training in chunks ─────────────────────────────────────────────────────────────────────
@@ -199,6 +314,33 @@ def test_same_seed_same_training(rng: np.random.Generator) -> None:
     assert costs[0] == costs[1]
 
 
+def test_divergence_in_first_epoch_keeps_the_previous_model(session: Session) -> None:
+    before = session.export_model()
+    assert session.start_training({**FORM, "learning_rate": "500", "optimizer": "sgd"})["ok"]
+    done = run_to_end(session, 5)[-1]
+    assert (done["type"], done["reason"]) == ("done", "diverged")
+    assert "learning rate 500 is probably too high" in done["message"]
+    assert "the pretrained model is still in use" in done["message"]
+    assert session.source == "pretrained"
+    assert session.export_model() == before  # byte for byte the model from before training
+
+
+def test_divergence_later_keeps_the_weights_of_the_last_good_epoch(session: Session) -> None:
+    """Epoch 1 trains; a cost blow-up later restores the start of that epoch (finite weights)."""
+    assert session.start_training({**FORM, "epochs": "3"})["ok"]
+    events = session.train_chunk(60_000, 4)  # the first epoch: 200 / 50 batches
+    assert events[-1]["type"] == "epoch"
+    good = [p.copy() for p in session.net.parameters()]
+    trainer = session.trainer  # from here on, every Adam step is a jump of ±1000
+    trainer.config = dataclasses.replace(trainer.config, learning_rate=1000.0)
+    done = run_to_end(session, 5)[-1]
+    assert (done["type"], done["reason"]) == ("done", "diverged")
+    assert "start of epoch 2 were kept" in done["message"]
+    assert session.source == "trained"
+    for kept, ref in zip(session.net.parameters(), good, strict=True):
+        np.testing.assert_array_equal(kept, ref)
+
+
 # ── predicting drawn ink ────────────────────────────────────────────────────────────────────
 
 
@@ -223,20 +365,29 @@ def test_predict_non_square_canvas(session: Session) -> None:
     assert session.predict_ink(ink.tobytes(), 300, 100)["empty"] is False
 
 
-@pytest.mark.parametrize("where", ["nothing", "a speck"])
-def test_predict_without_a_digit(session: Session, where: str) -> None:
-    ink = np.zeros((280, 280), np.uint8)
-    if where == "a speck":
-        ink[100:102, 100:102] = 255
-    result = session.predict_ink(ink.tobytes(), 280, 280)
+@pytest.mark.parametrize(
+    ("ink", "message"),
+    [
+        (np.zeros((280, 280)), "draw a digit"),
+        (np.pad(np.full((2, 2), 255), 139), "draw a digit"),
+        (ink_from_strokes([[(140.0, 140.0)]], 280, 12.0), "draw a digit"),
+        (np.full((280, 280), 255), "fills the canvas"),
+        (np.full((50, 50), 255), "fills the canvas"),
+    ],
+    ids=["nothing", "a speck", "a dot", "full", "full small canvas"],
+)
+def test_predict_without_a_digit(session: Session, ink: np.ndarray, message: str) -> None:
+    h, w = np.shape(ink)
+    result = session.predict_ink(np.asarray(ink, np.uint8).tobytes(), w, h)
     assert result["empty"] is True
-    assert "draw a digit" in result["message"]
+    assert message in result["message"]
 
 
-def test_predict_canvas_full_of_ink(session: Session) -> None:
-    result = session.predict_ink(np.full((50, 50), 255, np.uint8), 50, 50)
+@pytest.mark.parametrize(("width", "height"), [(10, 10), (0, 0), (-1, 5), (300, 300)])
+def test_alpha_of_the_wrong_size_is_reported(session, width, height) -> None:
+    result = session.predict_ink(bytes(280 * 280), width, height)
     assert result["empty"] is True
-    assert "fills the canvas" in result["message"]
+    assert "canvas" in result["message"]
 
 
 def test_predict_before_any_model() -> None:
@@ -277,3 +428,29 @@ def test_corrupt_dataset_is_reported_by_the_stepwise_decoder(rng: np.random.Gene
         pass
     assert result["ok"] is False and "corrupt" in result["error"]
     assert s.data is None
+
+
+def test_configure_estimates_memory_and_refuses_what_cannot_fit(session: Session, monkeypatch):
+    import scribblenet.session as session_module
+
+    small = session.configure(FORM)
+    assert 0 < small["memory_mb"] < 5
+    big = session.configure({**FORM, "hidden": "4096", "batch_size": "full", "dtype": "float64"})
+    assert big["ok"] and big["memory_mb"] > 50  # micro-batches keep even this one small
+    monkeypatch.setattr(session_module, "MAX_TRAINING_BYTES", 40 << 20)
+    refused = session.start_training({**FORM, "hidden": "4096", "dtype": "float64"})
+    assert not refused["ok"] and "fit in a browser tab" in refused["errors"]["hidden"]
+    assert session.trainer is None
+
+
+def test_a_full_batch_of_a_big_network_trains_in_short_chunks(session: Session, monkeypatch):
+    import scribblenet.training as training
+
+    monkeypatch.setattr(training, "MICRO_BATCH_FLOPS", 6 * 203_530 * 20)  # 20 of 200 rows
+    assert session.start_training({**FORM, "hidden": "256", "batch_size": "full"})["ok"]
+    first = session.train_chunk(0)  # a budget of 0: one micro-batch, then back to the page
+    assert [e["type"] for e in first] == ["progress"]
+    assert first[0]["batch_fraction"] == pytest.approx(0.1)
+    assert session.predict_ink(np.zeros(64 * 64, np.uint8), 64, 64)["empty"]  # still answers
+    events = run_to_end(session)
+    assert events[-1]["type"] == "done" and events[-1]["reason"] == "finished"

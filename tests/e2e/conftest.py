@@ -1,6 +1,6 @@
 """Playwright fixtures: the built site served under /scribblenet/ on a free port, Chromium
-launched from /usr/bin/chromium, and every request recorded so tests can assert that nothing
-leaves 127.0.0.1.
+launched from /usr/bin/chromium, and the shared pages (`app`, `debug_app`) with every request
+recorded: when a module's page closes, it must not have asked anything of another host.
 
 The site is $SCRIBBLENET_DIST if set (an existing build), else built afresh from the work tree
 into a temporary directory. Under Pyodide these tests cannot run and are not collected.
@@ -25,9 +25,10 @@ CHROMIUM = os.environ.get("SCRIBBLENET_CHROMIUM", "/usr/bin/chromium")
 if sys.platform == "emscripten":
     collect_ignore_glob = ["test_*.py"]  # no browser, sockets or subprocesses in Pyodide
 else:
-    from playwright.sync_api import Browser, Page, expect
+    from page_helpers import BOOT_TIMEOUT_MS, is_local, wait_ready
+    from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-BOOT_TIMEOUT_MS = 90_000  # a cold Pyodide start on a busy 2-core CI machine
+DEBUG_SUBSET = 2000  # the ?debug page trains on the first 2,000 images
 
 
 @pytest.fixture(scope="session")
@@ -98,24 +99,62 @@ class App:
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ready_seconds: float = math.nan
+    sent: list[str] = field(default_factory=list)  # "METHOD url" of requests other than GET
+
+    def assert_stayed_local(self) -> None:
+        """Nothing went to another host, and nothing was sent up (only GETs)."""
+        assert [url for url in self.requests if not is_local(url)] == []
+        assert self.sent == []
 
 
-@pytest.fixture(scope="module")
-def app(browser: Browser, site_url: str):
-    """A page on the site, ready to predict, shared by the tests of one module."""
+def open_app(browser: Browser, url: str) -> tuple[BrowserContext, App]:
+    """A new context and page at `url`, recording what it does; returns once it can predict."""
     # The service worker would answer repeat requests from its cache and hide them from the
     # request log; test_service_worker_serves_repeat_visits covers it on its own.
     context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
     page = context.new_page()
     app = App(page)
-    context.on("request", lambda request: app.requests.append(request.url))
+
+    def record(request) -> None:
+        app.requests.append(request.url)
+        if request.method != "GET":
+            app.sent.append(f"{request.method} {request.url}")
+
+    context.on("request", record)
     page.on("console", lambda m: app.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: app.errors.append(str(e)))
     started = time.perf_counter()
-    page.goto(site_url)
-    expect(page.get_by_test_id("status")).to_have_attribute(
-        "data-ready", "true", timeout=BOOT_TIMEOUT_MS
-    )
+    page.goto(url)
+    wait_ready(page)
     app.ready_seconds = time.perf_counter() - started
+    return context, app
+
+
+@pytest.fixture(scope="module")
+def app(browser: Browser, site_url: str):
+    """A page on the site, ready to predict, shared by the tests of one module (in file order).
+
+    When the module is done, the page must have stayed local and logged no errors.
+    """
+    context, app = open_app(browser, site_url)
     yield app
-    context.close()
+    try:
+        app.assert_stayed_local()
+        assert app.errors == [], app.errors  # no CSP violations, no uncaught errors
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def debug_app(browser: Browser, site_url: str):
+    """Like `app`, opened with ?debug: test hooks (a `debug` worker request), a 4 s watchdog
+    and training on the first DEBUG_SUBSET images. Its tests crash the worker, so errors are
+    expected; it must still have stayed local.
+    """
+    context, app = open_app(browser, f"{site_url}?debug&watchdog=4000&subset={DEBUG_SUBSET}")
+    expect(app.page.get_by_test_id("train")).to_be_enabled(timeout=BOOT_TIMEOUT_MS)
+    yield app
+    try:
+        app.assert_stayed_local()
+    finally:
+        context.close()
