@@ -24,11 +24,20 @@ from PIL import Image
 
 from scribblenet.handwriting import CONDITIONS, digit_strokes, evaluate_handwriting, replay_digits
 from scribblenet.ink import ink_to_mnist
-from scribblenet.mnist import load_mnist
+from scribblenet.mnist import MNIST, load_mnist
 from scribblenet.model_io import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "web" / "models" / "pretrained.npz"
+
+
+def fixed_test_digits(data: MNIST, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first n digits of a fixed shuffle of the MNIST test set: images (n, 784), labels (n,).
+
+    Never trained on, and any n is a fair sample of all ten classes.
+    """
+    pick = np.random.default_rng(1234).permutation(len(data.y_test))[:n]
+    return data.X_test[pick], data.y_test[pick]
 
 
 def save_montage(images: np.ndarray, preprocess, seed: int, path: Path, n: int = 16) -> None:
@@ -53,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     net = load_model(args.model)
     data = load_mnist()
-    # A fixed shuffle of the test set, so any --digits is a fair sample of all ten classes.
-    pick = np.random.default_rng(1234).permutation(len(data.y_test))[: args.digits]
-    images, labels = data.X_test[pick], data.y_test[pick]
+    images, labels = fixed_test_digits(data, args.digits)
     preprocess = functools.partial(ink_to_mnist, normalize_width=not args.no_normalize_width)
 
     start = time.perf_counter()

@@ -51,7 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCK = ROOT / "node_modules" / "pyodide" / "pyodide-lock.json"
 DEFAULT_CACHE = ROOT / ".cache" / "pyodide-wheels"
 
-# What the page loads with pyodide.loadPackage (our own wheel is installed from a URL).
+# The packages the page installs beside our own wheel: build_site.py ships them (and their
+# depends closure) in dist/pyodide/, the page's worker unzips them into site-packages.
 SITE_PACKAGES = ("numpy", "pillow")
 
 CDN_URL = "https://cdn.jsdelivr.net/pyodide/v{version}/full/{file_name}"

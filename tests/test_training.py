@@ -216,3 +216,14 @@ def test_micro_batch_rows_bound_the_work() -> None:
     rows = micro_batch_rows(3_256_330, 60_000)  # 784-4096-10, full batch
     assert 1 <= rows < 60_000 and 6 * 3_256_330 * rows <= MICRO_BATCH_FLOPS
     assert micro_batch_rows(10**12, 128) == 1
+
+
+def test_examples_per_second_counts_each_pass_once(monkeypatch) -> None:
+    import scribblenet.training as training
+
+    clock = iter(range(0, 10**6, 1))  # every perf_counter() call is one more second
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    _net, trainer = make(batch_size=60)
+    batch = next(e for e in trainer.run() if e["type"] == "batch")
+    # _train_part reads the clock twice (start, end of the pass), _update twice: 2 s in all.
+    assert batch["examples_per_s"] == pytest.approx(60 / 2)

@@ -233,12 +233,11 @@ class Trainer:
             return None
         if self._accumulated is not None:
             grads, self._accumulated = self._accumulated, None
-        return self._update(grads, sums[0] / b, int(sums[1]), b, t0)
+        return self._update(grads, sums[0] / b, int(sums[1]), b)
 
-    def _update(
-        self, grads: list[np.ndarray], cost: float, correct: int, b: int, t0: float
-    ) -> Event:
+    def _update(self, grads: list[np.ndarray], cost: float, correct: int, b: int) -> Event:
         """Apply a whole batch's gradients; the batch event (or "diverged")."""
+        t0 = time.perf_counter()
         self._rows_done = 0
         part_seconds = self._part_sums[2]
         self._part_sums = [0.0, 0, 0.0]

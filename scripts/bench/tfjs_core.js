@@ -1,6 +1,6 @@
 // The TF.js side of the benchmark, shared by the worker (tfjs_worker.js) and the main-thread
 // variant of tfjs.html (?main=1): the same MLP trained by TensorFlow.js on its WebAssembly
-// backend. Benchmark-only; vendor/tfjs/ is copied from node_modules by scripts/bench_browser.py.
+// backend. Benchmark-only; vendor/tfjs/ is copied from node_modules by scripts/bench/harness.py.
 //
 //   tfjsBench({threads: null|n, hidden, batch, steps, repeats, n, fit})
 //     -> {simd, multithread, threads, crossOriginIsolated, custom: {best, median, rates}, fit?}
