@@ -1,7 +1,9 @@
 // One site file as bytes, checked against the sha256 that manifest.json gives for it. Shared by
-// the Python worker and its unzip helper, so a broken download reads the same in both.
+// the Python worker and its unzip helper, so a broken download reads the same in both, and by
+// the service worker (sw.js), which keeps a copy only if its bytes match.
 
-async function sha256Hex(bytes) {
+/** The SHA-256 of `bytes` (an ArrayBuffer or a view) as lowercase hex. */
+export async function sha256Hex(bytes) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }

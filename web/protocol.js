@@ -21,8 +21,10 @@
 //  export     {}                                    exported   {bytes: ArrayBuffer (transferred)}
 //  import     {bytes: ArrayBuffer}                  model      {ok, model | error}
 //  ping       {}                                    pong       (the page's liveness check)
-//  debug      {action: memory|throw|close|          memory {heap, objects} | debugged | error
-//              python_error|fatal}                  (only when the page has ?debug: tests)
+//  debug      {action: memory}                      memory     {heap, objects}
+//   (only     {action: throw | close}               debugged   (then it throws, or goes silent)
+//   ?debug)   {action: fetch, url}                  fetched    {ok, error?, blocked_by?}
+//             {action: python_error | fatal}        error      (and after fatal, a "fatal" event)
 //
 //  event      payload (no id)
 //  ─────────  ─────────────────────────────────────────────────────────────────────────────────
@@ -30,21 +32,27 @@
 //             (detail when done: a start-up cache was not used, and why)
 //  dataset    {n_train, n_test, backend}  training is possible; backend: how matrices multiply
 //  batch      the Trainer's batch event   {epoch, batch, n_batches, step, total_steps, cost, …}
+//  progress   a big batch split in parts  {epoch, batch, n_batches, step, total_steps,
+//             stopped part-way (a chunk)   batch_fraction}
 //  epoch      the Trainer's epoch event   {epoch, cost, train_accuracy, test_accuracy, confusion}
 //  done       training ended              {reason: finished|stopped|replaced|diverged|error,
-//                                          model, message?}
+//                                          model, message}, made by the Session, posted as is;
+//                                          "replaced": before a train, reset or import reply
 //  fatal      {message}                   Pyodide failed for good: the page starts a new worker
 //  crash      {message}                   (made by WorkerClient, not sent) the worker threw
 //                                         outside any request, or its script did not load
 //
-// `model` is Session.describe(): {architecture: "784-128-10", hidden, activation, init,
-// n_parameters, source: pretrained|saved|trained|uploaded, training: {epochs?, test_accuracy?, …}}.
+// `model` is Session.describe(): {name: "784-128-10 (relu)", architecture, n_parameters,
+// source: pretrained|saved|trained|uploaded, source_label, settings (the form's text for how it
+// was trained, or null), training: {epochs?, test_accuracy?, …}, …}.
 
 /** A promise-per-request client for the worker, plus a listener for streamed events. */
 export class WorkerClient {
-  constructor(worker, onEvent) {
+  /** `trace(direction, type)`, if given, hears of every message: "sent" or "received". */
+  constructor(worker, onEvent, trace = null) {
     this.worker = worker;
     this.onEvent = onEvent;
+    this.trace = trace; // for tests (?debug): test_protocol.py checks the table above
     this.nextId = 1;
     this.pending = new Map(); // id -> {resolve, reject}
     this.lastHeard = performance.now(); // for the page's watchdog
@@ -64,6 +72,7 @@ export class WorkerClient {
   request(type, payload = {}, transfer = []) {
     if (this.closed) return Promise.reject(this.closed);
     const id = this.nextId++;
+    this.trace?.("sent", type);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage({ id, type, ...payload }, transfer);
@@ -80,6 +89,7 @@ export class WorkerClient {
   #receive(msg) {
     this.lastHeard = performance.now();
     if (this.closed) return;
+    this.trace?.("received", msg.type);
     const waiter = msg.id === undefined ? undefined : this.pending.get(msg.id);
     if (!waiter) {
       this.onEvent(msg);

@@ -8,7 +8,9 @@
 //  - network-first: everything else (the page, its scripts and styles, manifest.json), with the
 //    last good copy as the fallback when the network fails.
 // On install the immutable files are fetched once (mostly from the HTTP cache the first visit
-// has just filled), so the second visit is served entirely from here. Registered by app.js.
+// has just filled), so the second visit is served entirely from here. Registered by app.js, as
+// a module service worker: it shares the page's sha256 check.
+import { sha256Hex } from "./fetch-checked.js";
 
 const ASSETS = "scribblenet-assets-v1"; // immutable files, keyed by sha256
 const PAGES = "scribblenet-pages-v1"; // network-first copies, for offline use
@@ -23,11 +25,6 @@ const assetKey = (path, sha256) => `${new URL(path, SCOPE).href}?sha256=${sha256
 
 function immutablePaths(m) {
   return Object.entries(m?.files ?? {}).filter(([path, f]) => IMMUTABLE.test(path) && f.sha256);
-}
-
-async function sha256Hex(buffer) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", buffer));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Store a response under `key` if its bytes hash to `sha256`; otherwise leave the cache alone. */

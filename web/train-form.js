@@ -1,0 +1,120 @@
+// The training form, built from settings.json: the hyperparameter schema that the scribblenet
+// package writes at build time (scribblenet.hyperparams.settings_schema), so that no field,
+// choice or preset is spelled out here. Each control's id and name is its field's name; values
+// are checked by the worker's "configure" request, whose messages show next to each field.
+import { $, shortError, state, updateButtons } from "./page-state.js";
+import { request } from "./worker-life.js";
+
+const form = $("train-form");
+const preset = $("preset");
+// Fetched as the page's first module runs (index.html preloads it): the form is up long
+// before Python is.
+const settingsPromise = fetch(new URL("./settings.json", import.meta.url)).then((r) => {
+  if (!r.ok) throw new Error(`settings.json: HTTP ${r.status}`);
+  return r.json();
+});
+let fields = []; // the schema's fields, in display order
+const presets = {}; // key -> {label, values: {field: string}}
+let blank = ""; // the preset without values: what the menu shows once a field is edited
+
+const make = (tag, attributes = {}, text = "") => {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) el.setAttribute(name, value);
+  el.textContent = text;
+  return el;
+};
+
+/** One field: label, control, datalist (suggestions), hint (help) and error slot. */
+function fieldElement(f) {
+  const div = make("div", { class: "field" });
+  div.append(make("label", { for: f.name }, f.label));
+  const described = [f.help ? `${f.name}-hint` : "", `${f.name}-error`].filter(Boolean).join(" ");
+  let control;
+  if (f.kind === "choice") {
+    control = make("select", { id: f.name, name: f.name, "aria-describedby": described });
+    for (const choice of f.choices) control.add(new Option(choice.label, choice.value));
+  } else {
+    control = make("input", { id: f.name, name: f.name, autocomplete: "off", spellcheck: "false" });
+    control.setAttribute("aria-describedby", described);
+    if (f.input_mode && f.input_mode !== "text") control.inputMode = f.input_mode;
+  }
+  control.value = f.default;
+  div.append(control);
+  if (f.suggestions?.length) {
+    // Its id: the field's name in kebab case and plural, as the page's one datalist always was.
+    const list = make("datalist", { id: `${f.name.replaceAll("_", "-")}s` });
+    for (const value of f.suggestions) list.append(new Option("", value));
+    control.setAttribute("list", list.id);
+    div.append(list);
+  }
+  if (f.help) div.append(make("small", { id: `${f.name}-hint`, class: "hint" }, f.help));
+  div.append(make("small", { id: `${f.name}-error`, class: "error", "data-error-for": f.name, "aria-live": "polite" }));
+  return div;
+}
+
+/** Build the fields and the preset menu, then apply the initial preset. */
+export async function buildForm() {
+  let settings;
+  try {
+    settings = await settingsPromise;
+  } catch (err) {
+    showErrors({ _: `The training form could not be loaded (${shortError(err)}). Reload the page to retry.` });
+    return;
+  }
+  fields = settings.fields;
+  const errorSlot = $("form-error");
+  for (const f of fields) form.insertBefore(fieldElement(f), errorSlot);
+  for (const p of settings.presets) {
+    presets[p.key] = p;
+    preset.add(new Option(p.label, p.key));
+    if (!Object.keys(p.values).length) blank = p.key;
+  }
+  state.formReady = true;
+  updateButtons();
+  applyPreset(settings.initial_preset);
+}
+
+function applyPreset(key) {
+  for (const [name, value] of Object.entries(presets[key]?.values ?? {})) form.elements[name].value = value;
+  preset.value = key;
+  validate();
+}
+preset.addEventListener("change", (e) => applyPreset(e.target.value));
+
+/** The form's values, {field: string}, as "configure" and "train" take them. */
+export function readForm() {
+  return Object.fromEntries(fields.map((f) => [f.name, form.elements[f.name].value]));
+}
+
+/** Show {field: message} next to each field ("_": the whole form); clear the others. */
+export function showErrors(errors = {}) {
+  for (const el of form.querySelectorAll("[data-error-for]")) {
+    const message = errors[el.dataset.errorFor] ?? "";
+    el.textContent = message;
+    form.elements[el.dataset.errorFor]?.setAttribute("aria-invalid", String(Boolean(message)));
+  }
+}
+
+/** Put the cursor in the first field with an error, if any. */
+export function focusFirstError(errors = {}) {
+  const first = fields.find((f) => errors[f.name]);
+  if (first) form.elements[first.name].focus();
+}
+
+let validateTimer = 0;
+let validateSeq = 0;
+async function validate() {
+  const seq = ++validateSeq;
+  const reply = await request("configure", { config: readForm() })
+    .catch((err) => ({ ok: false, errors: { _: shortError(err) } }));
+  if (seq === validateSeq) showErrors(reply.errors); // only the latest answer counts
+}
+
+/** A run is starting: a pending check of the old values is not needed. */
+export const cancelValidation = () => clearTimeout(validateTimer);
+
+form.addEventListener("input", (e) => {
+  if (e.target !== preset) preset.value = blank;
+  clearTimeout(validateTimer);
+  validateTimer = setTimeout(validate, 250);
+});

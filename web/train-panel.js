@@ -1,0 +1,134 @@
+// The training panel's runs: Train, Pause/Resume and Stop, the progress line, the charts, and
+// what happens when a run ends (the new model is shown, saved and asked about the drawing).
+import { TrainingCharts } from "./charts.js";
+import { showModel, persistModel } from "./model-panel.js";
+import { $, DEBUG, debugHooks, pageQuery, setStatus, shortError, state, updateButtons } from "./page-state.js";
+import { rereadDrawing } from "./predict-panel.js";
+import { cancelValidation, focusFirstError, readForm, showErrors } from "./train-form.js";
+import { request } from "./worker-life.js";
+
+const charts = new TrainingCharts({
+  cost: $("cost-chart"),
+  accuracy: $("accuracy-chart"),
+  confusion: $("confusion"),
+  confusionEmpty: $("confusion-empty"),
+});
+
+/** The worker's "dataset" event: training is possible now. */
+export function dataReady(msg) {
+  state.dataReady = true;
+  $("backend").textContent = `Matrix products: ${msg.backend}.`;
+  if (state.ready && !state.notice) setStatus(`Ready: draw a digit, or train on ${msg.n_train.toLocaleString()} MNIST images.`);
+  updateButtons();
+}
+
+export async function startTraining() {
+  if ($("train").disabled) return;
+  cancelValidation();
+  $("train").disabled = true;
+  const subset = DEBUG && pageQuery.has("subset") ? Number(pageQuery.get("subset")) : undefined;
+  const reply = await request("train", { config: readForm(), subset })
+    .catch((err) => ({ ok: false, errors: { _: shortError(err) } }));
+  showErrors(reply.errors);
+  if (!reply.ok) {
+    focusFirstError(reply.errors);
+    updateButtons();
+    return;
+  }
+  charts.reset();
+  state.notice = "";
+  state.training = { paused: false, started: performance.now() };
+  showModel(reply.model);
+  setStatus(`Training ${reply.model.architecture} on ${reply.n_train.toLocaleString()} images…`);
+  $("progress").value = 0;
+  $("progress").dataset.totalSteps = reply.total_steps;
+  $("progress-text").textContent = "Starting…";
+  updateButtons();
+}
+
+export async function stopTraining() {
+  if (state.training) await request("stop");
+}
+
+/** The worker's training events: batch, progress (part of a big batch), epoch and done. */
+export function trainingEvent(msg) {
+  if (msg.type === "batch") {
+    charts.addBatch(msg);
+    showProgress(msg);
+  } else if (msg.type === "progress") {
+    showProgress(msg);
+  } else if (msg.type === "epoch") {
+    if (debugHooks) debugHooks.epochs.push(msg);
+    charts.addEpoch(msg);
+  } else if (msg.type === "done") {
+    trainingEnded(msg);
+  }
+}
+
+// Batches can arrive thousands of times a second: the progress line is redrawn once a frame.
+let latestBatch = null;
+function showProgress(e) {
+  if (!latestBatch) requestAnimationFrame(renderProgress);
+  latestBatch = e;
+}
+
+function renderProgress() {
+  const e = latestBatch;
+  latestBatch = null;
+  const t = state.training;
+  if (!t || !e) return;
+  // A "progress" event is a batch part-way through: batch_fraction of it is done.
+  const fraction = (e.step + (e.batch_fraction ?? 0)) / e.total_steps;
+  $("progress").value = fraction;
+  // Time left from the measured wall-clock pace, which includes the per-epoch test pass.
+  const elapsed = (performance.now() - t.started) / 1000;
+  const eta = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : NaN;
+  const pace = e.type === "progress"
+    ? `${Math.round(100 * e.batch_fraction)} % of it done`
+    : `${Math.round(e.examples_per_s).toLocaleString()} examples/s`;
+  $("progress-text").textContent =
+    `Epoch ${e.epoch} · batch ${e.batch}/${e.n_batches} · ${pace}` +
+    (Number.isFinite(eta) ? ` · ${formatSeconds(eta)} left` : "");
+}
+
+function formatSeconds(s) {
+  s = Math.max(0, Math.round(s));
+  return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+}
+
+async function trainingEnded(msg) {
+  if (!state.training && msg.reason === "replaced") return; // a restart's leftovers
+  state.training = null;
+  updateButtons();
+  showModel(msg.model);
+  // Python words the message; only a failure's (an exception) needs saying what it is.
+  const text = msg.reason === "error" ? `Training failed: ${shortError(msg)}` : msg.message;
+  setStatus(text);
+  $("progress-text").textContent = text;
+  if (msg.reason === "finished") $("progress").value = 1;
+  // "replaced": reset/upload took over; a diverged first epoch brings back the previous model,
+  // which is the pretrained one or already saved.
+  if (msg.reason !== "replaced" && msg.model?.source === "trained") await persistModel();
+  rereadDrawing(); // the drawing, read by the new network
+}
+
+$("pause").addEventListener("click", async () => {
+  const t = state.training;
+  if (!t) return;
+  t.paused = !t.paused;
+  updateButtons();
+  if (t.paused) {
+    t.pausedAt = performance.now();
+    await request("pause");
+    setStatus("Paused. Draw to try the network as it is now, or resume.");
+  } else {
+    t.started += performance.now() - t.pausedAt; // the pause does not count towards the ETA
+    await request("resume");
+    setStatus("Training…");
+  }
+});
+$("stop").addEventListener("click", stopTraining);
+$("train-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  startTraining();
+});
