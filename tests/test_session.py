@@ -454,3 +454,40 @@ def test_a_full_batch_of_a_big_network_trains_in_short_chunks(session: Session, 
     assert session.predict_ink(np.zeros(64 * 64, np.uint8), 64, 64)["empty"]  # still answers
     events = run_to_end(session)
     assert events[-1]["type"] == "done" and events[-1]["reason"] == "finished"
+
+
+# ── test_digit: "Try a test digit", the keyboard's way to a prediction ──────────────────────
+
+
+def test_test_digit_is_an_image_of_the_test_set_with_its_label(session: Session) -> None:
+    data = session.data
+    assert data is not None
+    first = session.test_digit(7)
+    assert first["ok"] and first == session.test_digit(7)  # a seed picks one image, always
+    index = first["index"]
+    assert first["image"] == data.X_test[index].tolist() and len(first["image"]) == 784
+    assert first["label"] == int(data.y_test[index])
+    json.dumps(first)  # plain values: the worker hands them to JavaScript as they are
+    picked = {session.test_digit(seed)["index"] for seed in range(40)}
+    assert len(picked) > 20 and picked <= set(range(len(data.y_test)))
+    assert session.test_digit()["ok"]  # no seed: a random one
+
+
+def test_test_digit_scaled_up_goes_through_predict_ink(session: Session) -> None:
+    """The page paints the image on the pad, scaled up, and sends the pad's alpha back."""
+    digit = session.test_digit(1)
+    image = np.array(digit["image"], np.uint8).reshape(28, 28)
+    big = np.kron(image, np.ones((10, 10), np.uint8))  # (280, 280): the pad's alpha
+    reading = session.predict_ink(big, 280, 280)
+    assert not reading["empty"] and len(reading["input28"]) == 784
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3"])
+def test_test_digit_refuses_a_bad_seed(session: Session, seed) -> None:
+    result = session.test_digit(seed)
+    assert result["ok"] is False and "seed" in result["error"]
+
+
+def test_test_digit_before_the_data_is_loaded() -> None:
+    result = Session().test_digit(0)
+    assert result == {"ok": False, "error": "the test images are still loading"}

@@ -7,8 +7,10 @@ drawn small comes out bold and one drawn large comes out hairline. The stroke is
 thickened or thinned (grey dilation/erosion at 4× the final resolution) so that, after scaling, it
 is as wide as a typical MNIST stroke.
 
-What is not a digit raises instead of returning garbage: no ink, a speck or a single dot raise
-`EmptyInkError` ("draw a digit"), ink covering most of the canvas raises `ValueError`.
+What cannot be a digit raises instead of returning garbage: no ink, a speck or a single dot raise
+`EmptyInkError` ("draw a digit"), ink covering most of the canvas raises `ValueError`. A larger
+filled shape is returned as it is (no stroke width to even out): telling shapes that are not
+digits from digits is `calibration`'s job, which knows what digits look like.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ WORK = 4  # stroke width is adjusted at WORK× the output resolution
 NOISE = 0.2  # ink fainter than this does not count towards the bounding box
 FULL = 0.6  # ink over more than this fraction of the canvas is not one digit
 MIN_SPAN = 0.03  # ink spanning less than this fraction of the canvas is a speck
+# A blob (no stroke longer than it is wide) spanning at most this fraction of the canvas is a dot,
+# a tap of the pen (the page's pen is 0.08 wide); a bigger one is a filled shape, which is passed
+# on so that `calibration` can say it is not a digit (a block is not "only a dot").
+MAX_DOT = 0.25
 # Median width of MNIST strokes in 28×28 pixels (ink area / skeleton length, measured on the
 # training set with `stroke_width` after scaling each digit's long side to 20 pixels).
 MNIST_STROKE_WIDTH = 2.2
@@ -212,6 +218,14 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
+def _reach(skeleton: np.ndarray) -> int:
+    """The longer side of a skeleton's bounding box, 0 if it is empty."""
+    if not skeleton.any():
+        return 0
+    top, bottom, left, right = _bbox(skeleton)
+    return max(bottom - top, right - left)
+
+
 def _resize(x: np.ndarray, long_side: float, resample: Image.Resampling) -> np.ndarray:
     """Scale float ink so its longer side is `long_side` pixels, keeping the aspect ratio."""
     h, w = x.shape
@@ -319,16 +333,14 @@ def ink_to_mnist(
     work = _resize(crop, BOX * WORK, Image.Resampling.BILINEAR if up else Image.Resampling.BOX)
     work = np.clip(work, 0, 1)  # (≤80, ≤80)
     width, skeleton = stroke_width(work)
-    if skeleton.any():
-        s_top, s_bottom, s_left, s_right = _bbox(skeleton)
-        reach = max(s_bottom - s_top, s_right - s_left)
-    else:
-        reach = 0
-    if reach < width:
-        # The pen moved less than its own width: a tap, not a digit.
+    if _reach(skeleton) < width:
+        # Zhang–Suen thinning can erase a thick "/" line whole; its mirror image thins well.
+        width, skeleton = stroke_width(work[:, ::-1])
+    blob = _reach(skeleton) < width  # the pen moved less than its own width
+    if blob and span <= MAX_DOT * max(x.shape):
         raise EmptyInkError("draw a digit (the ink is only a dot)")
 
-    if normalize_width:
+    if normalize_width and not blob:  # a filled shape has no stroke width to even out
         adjusted = _adjust_width(work, width, target_width)
         kept = adjusted > NOISE
         if kept.any():  # erosion is bounded, but never trade a digit for nothing

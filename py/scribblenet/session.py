@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .calibration import HELD_OUT, Calibration, model_digest
 from .compact import CompactData, decode_compact_steps
 from .config import NetworkConfig, TrainConfig
 from .hyperparams import MAX_BROWSER_PARAMETERS, batch_size_error, form_values, parse_settings
@@ -64,6 +65,7 @@ class Session:
         self._pretrained: bytes | None = None
         self._decoding: Generator[None, None, CompactData] | None = None  # begin_dataset's
         self._before: tuple[Network | None, str] = (None, "none")  # the model training replaced
+        self._calibration: tuple[tuple[int, str], Calibration] | None = None  # (model key, fit)
 
     def describe(self) -> dict[str, Any]:
         """{architecture, …, source, source_label, training, settings} of the current model.
@@ -84,6 +86,7 @@ class Session:
             "source_label": SOURCE_LABELS.get(self.source, self.source),
             "settings": settings,
             "architecture": "-".join(str(s) for s in c.sizes),
+            "name": f"{'-'.join(str(s) for s in c.sizes)} ({c.activation})",
             "hidden": list(c.hidden),
             "activation": c.activation,
             "init": c.init,
@@ -142,6 +145,7 @@ class Session:
             return {"done": True, "ok": False, "error": f"the training data is corrupt: {exc}"}
         self._decoding = None
         n_train, n_test = len(data.y_train), len(data.y_test)
+        self.calibration()  # now, so that the next drawing is not kept waiting for the fit
         return {"done": True, "ok": True, "n_train": n_train, "n_test": n_test}
 
     def load_model(self, data: bytes, *, source: str = "uploaded") -> dict[str, Any]:
@@ -301,13 +305,35 @@ class Session:
         }.get(reason, "Training stopped.")
         return self._finish(reason, message)
 
+    def calibration(self) -> Calibration:
+        """The current model's `Calibration` (temperature, distance test), as `predict_ink` uses.
+
+        Fitted on the first `HELD_OUT` test images (logits of 2,000 images, once per model) when
+        the dataset is there, again whenever the weights change; until then, and while a run is
+        changing the weights, `Calibration()`: T = 1 and the shape tests only. Calling it after
+        the dataset has loaded saves the first prediction that moment.
+        """
+        if self.net is None or self.data is None or self.trainer is not None:
+            return Calibration()
+        key = (id(self.net), model_digest(self.net))
+        if self._calibration is None or self._calibration[0] != key:
+            X, y = self.data.X_test[:HELD_OUT], self.data.y_test[:HELD_OUT]
+            try:
+                fitted = Calibration.fit(self.net, X, y)
+            except (ValueError, FloatingPointError):  # a diverged model's NaN weights, say
+                fitted = Calibration()
+            self._calibration = (key, fitted)
+        return self._calibration[1]
+
     def predict_ink(self, alpha: Any, width: int, height: int) -> dict[str, Any]:
         """Classify a drawing from its canvas alpha channel (height, width), 0 = no ink.
 
         Returns
         -------
-        {"digit", "probabilities" (10 floats), "input28" (784 uint8 ints, the network's view)},
-        or {"empty": True, "message"} when the ink is not a digit (none, a speck, a full canvas).
+        {"digit", "probabilities" (10 calibrated floats), "input28" (784 uint8 ints, the
+        network's view), "verdict": "digit" | "unsure" | "not_digit", and for the latter two a
+        "message" ("Not sure — it might be a 7 or a 1", "That doesn't look like a digit")},
+        or {"empty": True, "message"} when there is no digit to read (none, a dot, a full canvas).
         """
         pixels = alpha if isinstance(alpha, np.ndarray) else np.frombuffer(bytes(alpha), np.uint8)
         sizes_ok = all(isinstance(n, int) and n >= 1 for n in (width, height))
@@ -320,12 +346,43 @@ class Session:
             image = ink_to_mnist(ink)  # (28, 28) uint8
         except ValueError as exc:  # EmptyInkError ("draw a digit …") or a canvas full of ink
             return {"empty": True, "message": str(exc)}
-        p = self.net.predict_proba(image.reshape(1, 784))[0].astype(np.float64)  # (10,)
-        return {
+        judgement = self.calibration().judge(self.net, image.reshape(1, 784))
+        p = judgement.probabilities[0]  # (10,) float64, calibrated
+        verdict = str(judgement.verdict[0])
+        result = {
             "empty": False,
             "digit": int(p.argmax()),
             "probabilities": (p / p.sum()).tolist(),
             "input28": image.reshape(-1).tolist(),
+            "verdict": verdict,
+        }
+        if verdict != "digit":
+            result["message"] = judgement.message()
+        return result
+
+    def test_digit(self, seed: int | None = None) -> dict[str, Any]:
+        """A random image of the loaded MNIST test set, for "Try a test digit" on the page.
+
+        It gives a keyboard-only visitor a prediction: the page paints it on the pad and reads it
+        back through `predict_ink` like any drawing.
+
+        seed : picks the image reproducibly (a test pins it); None: a fresh random choice.
+
+        Returns
+        -------
+        {"ok": True, "image": 784 uint8 ints (row-major 28×28, 255 = ink), "label", "index"},
+        or {"ok": False, "error"} when no test set is loaded yet.
+        """
+        if self.data is None or len(self.data.y_test) == 0:
+            return {"ok": False, "error": "the test images are still loading"}
+        if seed is not None and not (isinstance(seed, int) and seed >= 0):
+            return {"ok": False, "error": f"the seed must be a whole number >= 0, got {seed!r}"}
+        index = int(np.random.default_rng(seed).integers(len(self.data.y_test)))
+        return {
+            "ok": True,
+            "image": self.data.X_test[index].reshape(-1).tolist(),
+            "label": int(self.data.y_test[index]),
+            "index": index,
         }
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from page_helpers import (
+    BOOT_TIMEOUT_MS,
     ONE,
     TINY,
     download_model,
@@ -53,6 +54,8 @@ def hostile_files(good: bytes) -> dict[str, tuple[bytes, str]]:
 
 def test_hostile_model_files_are_refused_and_change_nothing(app, tmp_path: Path) -> None:
     page = app.page
+    # Once the data is in, the model's calibration is fitted: compare like with like.
+    expect(page.get_by_test_id("train")).to_be_enabled(timeout=BOOT_TIMEOUT_MS)
     before = predicted(page)
     good = download_model(page, tmp_path / "good.npz").read_bytes()
     info = page.get_by_test_id("model-info").text_content()
