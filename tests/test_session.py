@@ -267,7 +267,8 @@ def test_training_in_chunks_learns_and_records_itself(session: Session) -> None:
     assert started["total_steps"] == 2 * 4  # 200 images / 50 per batch × 2 epochs
     assert started["model"]["architecture"] == "784-16-10"
     events = run_to_end(session, max_batches=3)
-    json.dumps(events)  # everything the worker posts is plain data
+    assert isinstance(events[-1].pop("file"), bytes)  # the trained model, for the history
+    json.dumps(events)  # everything else the worker posts is plain data
     kinds = [e["type"] for e in events]
     assert kinds.count("batch") == 8
     assert kinds.count("epoch") == 2
@@ -289,18 +290,26 @@ def test_training_needs_data_and_a_valid_form() -> None:
     assert "epochs" in s.start_training({**FORM, "epochs": "-3"})["errors"]
 
 
-def test_stop_keeps_the_weights_reached(session: Session) -> None:
+def test_stop_keeps_the_previous_model_and_hands_over_the_stopped_one(session: Session) -> None:
+    before = session.net.copy_parameters()  # the 'pretrained' model
     session.start_training(FORM)
     session.train_chunk(60_000, 2)
     weights = session.net.copy_parameters()
     result = session.stop_training()
     assert result["type"] == "done" and result["reason"] == "stopped"
-    assert result["model"]["source"] == "trained"
+    assert result["model"]["source"] == "pretrained"  # still the current model
+    assert "the pretrained model is still in use" in result["message"]
+    assert result["stopped_model"]["source"] == "trained"
+    stopped = model_from_bytes(result["file"])  # the page keeps it in its history
+    assert stopped.metadata["training"]["stopped"] is True
+    assert stopped.metadata["training"]["steps"] == 2
+    for name, W in stopped.named_parameters().items():
+        np.testing.assert_array_equal(W, weights[name])
+    for name, W in session.net.named_parameters().items():
+        np.testing.assert_array_equal(W, before[name])
     assert session.stop_training() is None  # nothing left to stop
     assert session.trainer is None
     assert session.train_chunk(2) == []
-    for name, W in session.net.named_parameters().items():
-        np.testing.assert_array_equal(W, weights[name])
 
 
 def test_same_seed_same_training(rng: np.random.Generator) -> None:

@@ -11,8 +11,8 @@
 //
 // The worker was started by spawn.js before these modules loaded; worker-life.js takes it over,
 // boots it, and restarts it if it dies.
-import { showModel } from "./model-panel.js";
-import { $, setStatus, state, updateButtons } from "./page-state.js";
+import { renderHistory, showModel } from "./model-panel.js";
+import { $, debugHooks, setStatus, state, updateButtons } from "./page-state.js";
 import { clearDrawing, rereadDrawing } from "./predict-panel.js";
 import { buildForm } from "./train-form.js";
 import { dataReady, stopTraining, trainingEvent } from "./train-panel.js";
@@ -23,6 +23,9 @@ function events(msg) {
   if (msg.type === "dataset") dataReady(msg);
   else trainingEvent(msg);
 }
+
+// For tests (?debug): deliver an event as if the worker had sent it, to stage races.
+if (debugHooks) debugHooks.deliver = events;
 
 /** A worker (the first, or a restarted one) can predict. */
 function ready(reply, crashed) {
@@ -43,7 +46,8 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && state.training) {
     e.preventDefault();
     stopTraining();
-  } else if (e.key === "Delete" && !typing) {
+  } else if ((e.key === "Delete" || e.key === "Backspace") && !typing) {
+    // Backspace too: Mac keyboards label it "delete" (and have no Delete key of their own).
     e.preventDefault();
     clearDrawing();
   } else if (e.key === "Enter" && !typing && !e.target.closest?.("button, a, summary")) {
@@ -54,7 +58,8 @@ document.addEventListener("keydown", (e) => {
 
 updateButtons();
 startWorkerLife({ events, ready });
-buildForm();
+buildForm().then(() => showModel(state.model)); // the form shows the current model's settings
+renderHistory();
 
 // ── Offline copy and fast repeat visits (web/sw.js) ─────────────────────────────────────────
 if ("serviceWorker" in navigator) {

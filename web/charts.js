@@ -9,6 +9,25 @@ function chartWidth(container) {
   return Math.max(240, container.clientWidth);
 }
 
+/** The index of each series' last value (null: none yet); series 0 is x. */
+function latestIdxs(u) {
+  return u.data.map((ys) => {
+    for (let i = ys.length - 1; i >= 0; i--) if (ys[i] != null) return i;
+    return null;
+  });
+}
+
+/**
+ * uPlot's live legend shows the values under the cursor, and "–" when there is none: always, on
+ * a touch screen, where no hover comes. So whenever the cursor is off the chart, the legend
+ * shows each series' latest value instead (uPlot's setLegend hook, re-set without firing it).
+ */
+function legendShowsLatest(u) {
+  if (u.cursor.idx != null) return; // over the chart: the point under the cursor
+  const idxs = latestIdxs(u);
+  if (idxs[0] != null) u.setLegend({ idxs }, false);
+}
+
 function makePlot(container, series, yLabel, xLabel, yRange, xIncrs = undefined) {
   const opts = {
     width: chartWidth(container),
@@ -22,6 +41,7 @@ function makePlot(container, series, yLabel, xLabel, yRange, xIncrs = undefined)
     axes: [{ label: xLabel, incrs: xIncrs }, { label: yLabel, size: 56 }],
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
+    hooks: { setLegend: [legendShowsLatest] },
   };
   return new uPlot(opts, [[], ...series.map(() => [])], container);
 }
@@ -99,13 +119,24 @@ export class TrainingCharts {
         first: costs.length ? costs[0] : "",
         last: costs.length ? costs[costs.length - 1] : "",
       });
+      const epochCosts = this.costData[2].filter((c) => c != null);
       this.els.cost.setAttribute(
         "aria-label",
         costs.length
-          ? `Cost chart: ${costs.length} batches, cost from ${costs[0].toFixed(3)} to ${costs[costs.length - 1].toFixed(3)}`
+          ? `Cost chart: ${costs.length} batches, cost from ${costs[0].toFixed(3)} to ${costs[costs.length - 1].toFixed(3)}` +
+              (epochCosts.length ? `; epoch ${epochCosts.length} cost ${epochCosts.at(-1).toFixed(3)}` : "")
           : "Cost chart: no training yet",
       );
+      this.els.accuracy.setAttribute("aria-label", this.#accuracyText());
     });
+  }
+
+  /** The accuracy chart's accessible name: its latest values, as the legend shows them. */
+  #accuracyText() {
+    const [epochs, train, test] = this.accData;
+    if (!epochs.length) return "Accuracy chart: no epochs yet";
+    const pct = (v) => (v == null ? "not measured" : `${v.toFixed(1)} %`);
+    return `Accuracy chart: epoch ${epochs.at(-1)}, train ${pct(train.at(-1))}, test ${pct(test.at(-1))}`;
   }
 
   /** Fill the 10×10 table: row = true digit, column = predicted; shade ∝ row share. */

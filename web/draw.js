@@ -13,11 +13,13 @@ export class InkPad {
     this.onStroke = onStroke;
     this.ctx = canvas.getContext("2d", { willReadFrequently: true });
     this.last = null; // last point of the stroke in progress
+    this.pointerId = null; // the pointer drawing it: one at a time
     this.hasInk = false;
     canvas.addEventListener("pointerdown", (e) => this.#down(e));
     canvas.addEventListener("pointermove", (e) => this.#move(e));
     canvas.addEventListener("pointerup", (e) => this.#up(e));
     canvas.addEventListener("pointercancel", (e) => this.#up(e));
+    canvas.addEventListener("lostpointercapture", (e) => this.#up(e)); // or the pen stays taken
     new ResizeObserver(() => this.#resize()).observe(canvas);
     this.#resize();
   }
@@ -50,9 +52,12 @@ export class InkPad {
   }
 
   #down(e) {
-    if (e.button !== 0) return;
+    // One pen: only the primary pointer draws, so a second finger (or a palm) on a touch screen
+    // neither starts a stroke nor joins the first one's points into a zig-zag.
+    if (e.button !== 0 || !e.isPrimary || this.pointerId !== null) return;
     e.preventDefault();
     this.canvas.setPointerCapture(e.pointerId);
+    this.pointerId = e.pointerId;
     this.last = this.#point(e);
     const [x, y] = this.last;
     this.ctx.beginPath(); // a dot, so a tap leaves a mark like a pen would
@@ -62,7 +67,7 @@ export class InkPad {
   }
 
   #move(e) {
-    if (!this.last) return;
+    if (!this.last || e.pointerId !== this.pointerId) return;
     // Coalesced events keep fast strokes smooth when the browser batches pointer moves.
     const events = e.getCoalescedEvents?.() ?? [e];
     this.ctx.beginPath();
@@ -75,8 +80,9 @@ export class InkPad {
   }
 
   #up(e) {
-    if (!this.last) return;
+    if (!this.last || e.pointerId !== this.pointerId) return;
     this.last = null;
+    this.pointerId = null;
     if (this.canvas.hasPointerCapture(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
     this.onStroke();
   }
@@ -85,6 +91,27 @@ export class InkPad {
     this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     this.hasInk = false;
     this.last = null;
+    this.pointerId = null;
+  }
+
+  /**
+   * Replace the drawing with a 28×28 uint8 image (784 values, 255 = ink), scaled up to fill the
+   * pad as ink of the pen's colour. Its alpha is then read like a drawing's, so an MNIST image
+   * goes through the same preprocessing and prediction as ink drawn by hand.
+   */
+  paintImage28(pixels) {
+    this.clear();
+    const small = document.createElement("canvas");
+    small.width = small.height = 28;
+    const smallCtx = small.getContext("2d");
+    const image = smallCtx.createImageData(28, 28);
+    const [r, g, b] = inkRGB(getComputedStyle(this.canvas).color);
+    for (let i = 0; i < 784; i++) image.data.set([r, g, b, pixels[i]], 4 * i);
+    smallCtx.putImageData(image, 0, 0);
+    // Smoothed (bilinear), not blocky: pixel steps would read as a ragged outline.
+    Object.assign(this.ctx, { imageSmoothingEnabled: true, imageSmoothingQuality: "high" });
+    this.ctx.drawImage(small, 0, 0, this.canvas.width, this.canvas.height);
+    this.hasInk = true;
   }
 
   /** The ink as {alpha: ArrayBuffer (height·width bytes, row-major), width, height}. */
@@ -95,6 +122,12 @@ export class InkPad {
     for (let i = 0; i < alpha.length; i++) alpha[i] = rgba[4 * i + 3];
     return { alpha: alpha.buffer, width, height };
   }
+}
+
+/** "rgb(17, 17, 17)" → [17, 17, 17] (a computed colour; black if it cannot be read). */
+function inkRGB(css) {
+  const values = css.match(/[\d.]+/g)?.map(Number) ?? [];
+  return values.length >= 3 ? values.slice(0, 3) : [0, 0, 0];
 }
 
 /** Paint a 28×28 uint8 image (784 values, 255 = ink) white-on-black, as MNIST shows digits. */

@@ -17,9 +17,13 @@
 //  predict    {alpha: ArrayBuffer (transferred),    prediction {empty: false, digit, input28[784],
 //              width, height}                                  probabilities[10]}
 //                                                              | {empty: true, message}
+//  test_digit {seed?: int ≥ 0}                      test_digit {ok, image[784] (uint8, 255 = ink),
+//                                                              label, index} | {ok: false, error}
+//                                                              (an MNIST test image; after the data)
 //  reset      {}                                    model      {ok, model | error}  (pretrained)
 //  export     {}                                    exported   {bytes: ArrayBuffer (transferred)}
-//  import     {bytes: ArrayBuffer}                  model      {ok, model | error}
+//  import     {bytes: ArrayBuffer, source?:         model      {ok, model | error}
+//              the history entry's, else uploaded}
 //  ping       {}                                    pong       (the page's liveness check)
 //  debug      {action: memory}                      memory     {heap, objects}
 //   (only     {action: throw | close}               debugged   (then it throws, or goes silent)
@@ -36,8 +40,12 @@
 //             stopped part-way (a chunk)   batch_fraction}
 //  epoch      the Trainer's epoch event   {epoch, cost, train_accuracy, test_accuracy, confusion}
 //  done       training ended              {reason: finished|stopped|replaced|diverged|error,
-//                                          model, message}, made by the Session, posted as is;
-//                                          "replaced": before a train, reset or import reply
+//                                          model, message, file?, stopped_model?}, made by the
+//                                          Session, posted as is; "replaced": before a train,
+//                                          reset or import reply. file: the run's model (bytes)
+//                                          for the history; stopped/replaced runs keep the
+//                                          previous model current (model) and hand over theirs
+//                                          (stopped_model)
 //  fatal      {message}                   Pyodide failed for good: the page starts a new worker
 //  crash      {message}                   (made by WorkerClient, not sent) the worker threw
 //                                         outside any request, or its script did not load

@@ -6,7 +6,7 @@ let py = null; // the Session's bound methods, proxied once and reused
 
 const METHODS = ["begin_dataset", "continue_dataset", "load_model", "reset_to_pretrained",
   "export_model", "configure", "start_training", "train_chunk", "stop_training", "predict_ink",
-  "use_wasm_backend"];
+  "use_wasm_backend", "test_digit"];
 
 /** Make the Session that `call` talks to (scribblenet.session must be importable). */
 export function bindSession(runtime) {

@@ -55,6 +55,13 @@ async function load(snapshotBytes, notes) {
   return { pyodide: await loadPyodide({ indexURL }), snapshot: false };
 }
 
+// A start that failed (its stage reports why) leaves Pyodide's own loaders rejecting with no one
+// to hear, e.g. the standard library's after a 404: the same failure, not a new one to report.
+let startFailed = false;
+self.addEventListener("unhandledrejection", (event) => {
+  if (startFailed) event.preventDefault();
+});
+
 /**
  * Start the runtime; resolves to {pyodide, snapshot: whether it was restored}. `snapshotBytes`
  * is a promise of the decompressed snapshot, or null to start the slow way; why a snapshot was
@@ -69,8 +76,12 @@ export function startRuntime(snapshotBytes, notes) {
       .then(() => (settled ? new Promise(() => {}) : manifestPromise))
       .then((m) => Promise.all(runtimeFiles(m).map((path) => fetchVerified(m, path))));
     const loading = load(snapshotBytes, notes);
+    loading.catch(() => {}); // raced below: when a failed download wins, its later failure is moot
     try {
       return await Promise.race([loading, watch.failed, verifiedLate.then(() => loading)]);
+    } catch (err) {
+      startFailed = true;
+      throw err;
     } finally {
       settled = true;
       watch.stop(); // only the runtime's own downloads needed watching

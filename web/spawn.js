@@ -13,7 +13,10 @@ export const spawnWorker = () => startBlobWorker(WORKER_URL);
 
 let first = spawnWorker();
 const early = []; // events the first worker sent before anyone listened
-const keep = (event) => early.push(event);
+const keep = (event) => {
+  if (event.type === "error") event.preventDefault(); // replayed to the page's handler below
+  early.push(event);
+};
 first.addEventListener("message", keep);
 first.addEventListener("error", keep);
 

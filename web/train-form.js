@@ -81,6 +81,16 @@ function applyPreset(key) {
 }
 preset.addEventListener("change", (e) => applyPreset(e.target.value));
 
+/** Fill the form with a model's settings ({field: string}); the menu names their preset, if any. */
+export function showSettings(values) {
+  if (!state.formReady) return;
+  for (const f of fields) if (values[f.name] !== undefined) form.elements[f.name].value = values[f.name];
+  const current = readForm();
+  const same = (p) => Object.keys(p.values).length && fields.every((f) => p.values[f.name] === current[f.name]);
+  preset.value = Object.values(presets).find(same)?.key ?? blank;
+  validate();
+}
+
 /** The form's values, {field: string}, as "configure" and "train" take them. */
 export function readForm() {
   return Object.fromEntries(fields.map((f) => [f.name, form.elements[f.name].value]));

@@ -1,7 +1,7 @@
 // The training panel's runs: Train, Pause/Resume and Stop, the progress line, the charts, and
 // what happens when a run ends (the new model is shown, saved and asked about the drawing).
 import { TrainingCharts } from "./charts.js";
-import { showModel, persistModel } from "./model-panel.js";
+import { keepRun, showModel } from "./model-panel.js";
 import { $, DEBUG, debugHooks, pageQuery, setStatus, shortError, state, updateButtons } from "./page-state.js";
 import { rereadDrawing } from "./predict-panel.js";
 import { cancelValidation, focusFirstError, readForm, showErrors } from "./train-form.js";
@@ -47,7 +47,8 @@ export async function startTraining() {
 }
 
 export async function stopTraining() {
-  if (state.training) await request("stop");
+  // A dead worker's run is over anyway (worker-life.js says so): nothing to report here.
+  if (state.training) await request("stop").catch(() => {});
 }
 
 /** The worker's training events: batch, progress (part of a big batch), epoch and done. */
@@ -106,26 +107,25 @@ async function trainingEnded(msg) {
   setStatus(text);
   $("progress-text").textContent = text;
   if (msg.reason === "finished") $("progress").value = 1;
-  // "replaced": reset/upload took over; a diverged first epoch brings back the previous model,
-  // which is the pretrained one or already saved.
-  if (msg.reason !== "replaced" && msg.model?.source === "trained") await persistModel();
-  rereadDrawing(); // the drawing, read by the new network
+  await keepRun(msg); // into the history; current only if the run was not cut short
+  rereadDrawing(); // the drawing, read by the model now in use
 }
 
+// Pause and Resume race the run's end: the worker may finish the run (its "done" event is then
+// already on its way) just as the button is pressed. The run's own object `t` is the state:
+// once "done" has replaced it (state.training is null or another run), a late reply changes
+// nothing, so the page can never say "Paused" with nothing to resume.
 $("pause").addEventListener("click", async () => {
   const t = state.training;
   if (!t) return;
-  t.paused = !t.paused;
+  const pausing = !t.paused;
+  t.paused = pausing;
   updateButtons();
-  if (t.paused) {
-    t.pausedAt = performance.now();
-    await request("pause");
-    setStatus("Paused. Draw to try the network as it is now, or resume.");
-  } else {
-    t.started += performance.now() - t.pausedAt; // the pause does not count towards the ETA
-    await request("resume");
-    setStatus("Training…");
-  }
+  if (pausing) t.pausedAt = performance.now();
+  else t.started += performance.now() - t.pausedAt; // the pause does not count towards the ETA
+  const reply = await request(pausing ? "pause" : "resume").catch(() => null);
+  if (state.training !== t || !reply) return; // the run ended (or the worker died) meanwhile
+  setStatus(pausing ? "Paused. Draw to try the network as it is now, or resume." : "Training…");
 });
 $("stop").addEventListener("click", stopTraining);
 $("train-form").addEventListener("submit", (e) => {

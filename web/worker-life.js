@@ -4,7 +4,7 @@
 import { WorkerClient } from "./protocol.js";
 import { $, DEBUG, debugHooks, pageQuery, setStatus, shortError, state, updateButtons } from "./page-state.js";
 import { takeWorker } from "./spawn.js";
-import { loadSavedModel } from "./store.js";
+import { currentModel } from "./store.js";
 
 // A worker that stays silent this long while a request or a ping is waiting is presumed dead.
 // Long: an epoch's test pass on the biggest network takes tens of seconds on a slow phone.
@@ -75,7 +75,7 @@ function showStage(msg) {
 }
 
 async function boot(crashed = false) {
-  const saved = await loadSavedModel();
+  const saved = await currentModel();
   const booting = client;
   try {
     const reply = await client.request("init", { savedModel: saved?.bytes ?? null });

@@ -49,6 +49,10 @@ const handlers = {
     await loaded;
     return { type: "prediction", ...call("predict_ink", [new Uint8Array(msg.alpha), msg.width, msg.height]) };
   },
+  async test_digit(msg) {
+    await dataLoaded; // the images come with the training data
+    return { type: "test_digit", ...call("test_digit", [msg.seed ?? null]) };
+  },
   async reset() {
     await loaded;
     return { type: "model", ...training.replacing(call("reset_to_pretrained")) };
@@ -60,7 +64,8 @@ const handlers = {
   },
   async import(msg) {
     await loaded;
-    return { type: "model", ...training.replacing(call("load_model", [new Uint8Array(msg.bytes)])) };
+    const source = msg.source ?? "uploaded"; // Python accepts only the sources it knows
+    return { type: "model", ...training.replacing(call("load_model", [new Uint8Array(msg.bytes)], { source })) };
   },
   ping() {
     return { type: "pong" };

@@ -186,6 +186,8 @@ def _clean_training(training: Any) -> dict[str, Any]:
         "data": lambda v: v[:200] if isinstance(v, str) else None,
         "script": lambda v: v[:200] if isinstance(v, str) else None,
         "augment": lambda v: v[:40] if isinstance(v, str) else v if isinstance(v, bool) else None,
+        "stopped": lambda v: v if isinstance(v, bool) else None,
+        "steps": lambda v: None if (n := _number(v, 0, 1e9)) is None else int(n),
         "test_accuracy": lambda v: _number(v, 0, 1),
         "handwriting_accuracy": lambda v: _number(v, 0, 1),
         "seconds": lambda v: _number(v, 0, 1e9),

@@ -153,7 +153,8 @@ class Session:
 
         A run in progress ends only if the file is good; `ended` is then its done event, else None.
 
-        source="pretrained" also remembers the bytes for `reset_to_pretrained`.
+        source : where the file came from, one of `SOURCE_LABELS` (else "uploaded");
+            "pretrained" also remembers the bytes for `reset_to_pretrained`.
         """
         try:
             net = model_from_bytes(bytes(data), max_parameters=MAX_BROWSER_PARAMETERS)
@@ -163,6 +164,7 @@ class Session:
             return {"ok": False, "error": f"not a valid model file ({type(exc).__name__}: {exc})"}
         if net.config.n_inputs != 784 or net.config.n_classes != 10:
             return {"ok": False, "error": f"not a digit model: layer sizes {net.config.sizes}"}
+        source = source if source in SOURCE_LABELS else "uploaded"  # the page names it
         if source == "pretrained":
             self._pretrained = bytes(data)
         ended = self.stop_training("replaced")  # only now: a refused file changes nothing
@@ -268,7 +270,7 @@ class Session:
                 training.update(epochs=event["epoch"], test_accuracy=event["test_accuracy"])
         last = events[-1]
         if last.get("type") == "done":
-            events[-1] = self._finish("finished", "Training finished.")
+            events[-1] = self._finish("finished", "Training finished.", file=self.export_model())
         elif last.get("type") == "diverged":
             events[-1] = self._diverged(last)
         return events
@@ -277,7 +279,8 @@ class Session:
         """The done event of a diverged run, bringing back the previous model after epoch 1."""
         before, source = self._before
         if event["epoch"] > 1 or before is None:
-            return self._finish("diverged", f"Training diverged: {event['reason']}")
+            message = f"Training diverged: {event['reason']}"
+            return self._finish("diverged", message, file=self.export_model())
         assert self.trainer is not None
         rate = self.trainer.config.learning_rate
         self._use(before, source)
@@ -288,22 +291,36 @@ class Session:
             f"{SOURCE_LABELS.get(source, 'the previous model')} is still in use.",
         )
 
-    def _finish(self, reason: str, message: str) -> dict[str, Any]:
+    def _finish(self, reason: str, message: str, **extra: Any) -> dict[str, Any]:
+        """The run's done event; `file` (model bytes), when given, is the run's model to keep."""
         self.trainer = None
-        return {"type": "done", "reason": reason, "message": message, "model": self.describe()}
+        done = {"type": "done", "reason": reason, "message": message, "model": self.describe()}
+        return {**done, **extra}
 
     def stop_training(self, reason: str = "stopped") -> dict[str, Any] | None:
-        """End the run, keeping the weights it has reached; its done event, or None if none ran.
+        """End the run; the model in use before it comes back. Its done event, or None.
+
+        A run cut short is rarely the model anyone wants to keep drawing with, so it is not
+        kept as the current model: the event carries it as `file` (bytes) and `stopped_model`
+        (its description), for the page's model history, where it can be chosen.
 
         reason : "stopped" (the user asked) or "replaced" (another model or run took over).
         """
-        if self.trainer is None:
+        if self.trainer is None or self.net is None:
             return None
-        message = {
-            "stopped": "Training stopped; the network keeps the weights it reached.",
-            "replaced": "Training stopped.",
-        }.get(reason, "Training stopped.")
-        return self._finish(reason, message)
+        trainer = self.trainer
+        training = self.net.metadata.setdefault("training", {})
+        training.update(stopped=True, steps=trainer.step)
+        stopped, file = self.describe(), model_to_bytes(self.net)
+        before, source = self._before
+        if before is not None:
+            self._use(before, source)
+        where = (
+            f"epoch {trainer.epoch + 1}, batch {trainer.step - trainer.epoch * trainer.n_batches}"
+        )
+        kept = SOURCE_LABELS.get(self.source, "the previous model") if before else "it"
+        message = f"Training stopped at {where}; {kept} is still in use."
+        return self._finish(reason, message, file=file, stopped_model=stopped)
 
     def calibration(self) -> Calibration:
         """The current model's `Calibration` (temperature, distance test), as `predict_ink` uses.

@@ -97,7 +97,8 @@ class App:
 
     page: Page
     requests: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # console errors and uncaught errors
+    page_errors: list[str] = field(default_factory=list)  # uncaught errors and rejections
     ready_seconds: float = math.nan
     sent: list[str] = field(default_factory=list)  # "METHOD url" of requests other than GET
 
@@ -122,7 +123,7 @@ def open_app(browser: Browser, url: str) -> tuple[BrowserContext, App]:
 
     context.on("request", record)
     page.on("console", lambda m: app.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: app.errors.append(str(e)))
+    page.on("pageerror", lambda e: (app.errors.append(str(e)), app.page_errors.append(str(e))))
     started = time.perf_counter()
     page.goto(url)
     wait_ready(page)
@@ -156,5 +157,40 @@ def debug_app(browser: Browser, site_url: str):
     yield app
     try:
         app.assert_stayed_local()
+        assert app.page_errors == [], app.page_errors  # a crash is handled, never uncaught
     finally:
         context.close()
+
+
+@pytest.fixture(autouse=True)
+def no_uncaught_errors(request: pytest.FixtureRequest):
+    """Every page a test opens itself must end with no uncaught error or unhandled rejection,
+    and no console error unless the test is marked `console_errors_expected` (it breaks files
+    on purpose). The shared pages check themselves at the end of their module.
+    """
+    if "browser" not in request.fixturenames:
+        yield
+        return
+    browser = request.getfixturevalue("browser")
+    uncaught: list[str] = []
+    console: list[str] = []
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda e: uncaught.append(f"{page.url}: {e}"))
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+
+    new_context = browser.new_context
+
+    def watched_context(*args, **kwargs) -> BrowserContext:
+        context = new_context(*args, **kwargs)
+        context.on("page", watch)
+        return context
+
+    browser.new_context = watched_context  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del browser.new_context  # the class's method again
+    assert uncaught == [], uncaught
+    if not request.node.get_closest_marker("console_errors_expected"):
+        assert console == [], console

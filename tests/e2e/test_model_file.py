@@ -99,3 +99,75 @@ def test_trained_model_survives_reload(app) -> None:
     expect(info).to_contain_text("saved in this browser")
     draw(page, ONE)
     expect(page.get_by_test_id("prediction")).not_to_have_text("", timeout=10_000)
+
+
+# ── the model history: nothing is lost silently ────────────────────────────────────────────
+
+
+def history(page) -> list[tuple[str, bool]]:
+    """(text, is current) of each history entry, newest first."""
+    entries = page.get_by_test_id("history-entry")
+    return [
+        (entries.nth(i).text_content(), entries.nth(i).get_attribute("data-current") == "true")
+        for i in range(entries.count())
+    ]
+
+
+def test_a_stopped_run_goes_to_the_history_without_replacing_the_model(app) -> None:
+    page = app.page
+    fill_form(page, {**TINY, "hidden": "24"})
+    start_training(page)
+    wait_idle(page)  # finished: 784-24-10 is current
+    info = page.get_by_test_id("model-info")
+    expect(info).to_contain_text("784-24-10")
+    expect(page.get_by_test_id("history-entry").first).to_have_attribute("data-current", "true")
+    count = page.get_by_test_id("history-entry").count()
+    fill_form(page, {**TINY, "hidden": "12", "epochs": "200"})
+    start_training(page)
+    page.keyboard.press("Escape")  # barely trained: it must not replace the finished model
+    expect(page.get_by_test_id("status")).to_contain_text("is still in use")
+    expect(info).to_contain_text("784-24-10")
+    expect(page.get_by_test_id("history-entry")).to_have_count(count + 1)
+    newest, current = history(page)[0], history(page)[1]
+    assert "784-12-10" in newest[0] and "stopped run" in newest[0] and not newest[1]
+    assert "784-24-10" in current[0] and current[1]
+    page.get_by_test_id("model-offer-button").click()  # "Use it instead": the user's choice
+    expect(info).to_contain_text("784-12-10")
+    expect(page.get_by_test_id("history-entry").first).to_have_attribute("data-current", "true")
+    expect(page.locator("#hidden")).to_have_value("12")  # the form shows the model's settings
+
+
+def test_reset_is_undoable_and_the_history_survives_a_reload(app) -> None:
+    page = app.page
+    info = page.get_by_test_id("model-info")
+    before = info.text_content()
+    page.get_by_test_id("reset").click()
+    expect(info).to_contain_text("pretrained")
+    page.get_by_test_id("model-offer-button").click()  # Undo
+    expect(info).to_have_text(before)
+    entries = history(page)
+    page.wait_for_timeout(300)
+    page.reload()
+    wait_ready(page)
+    expect(info).to_contain_text(before.split(" · ")[0])  # the same model, restored
+    assert [current for _, current in history(page)] == [c for _, c in entries]
+    # Deleting the current entry goes back to the pretrained model; the others stay.
+    current = next(i for i, (_, c) in enumerate(history(page)) if c)
+    page.get_by_test_id("history-delete").nth(current).click()
+    expect(info).to_contain_text("pretrained")
+    expect(page.get_by_test_id("history-entry")).to_have_count(len(entries) - 1)
+
+
+def test_a_failed_upload_does_not_touch_a_run(app, tmp_path: Path) -> None:
+    page = app.page
+    fill_form(page, {**TINY, "epochs": "200"})
+    start_training(page)
+    (tmp_path / "notes.npz").write_bytes(b"not a zip at all")
+    page.get_by_test_id("upload").set_input_files(str(tmp_path / "notes.npz"))
+    expect(page.get_by_test_id("model-message")).to_contain_text("current model is unchanged")
+    chart = page.get_by_test_id("cost-chart")
+    points = chart.get_attribute("data-points")
+    expect(chart).not_to_have_attribute("data-points", points, timeout=10_000)  # still training
+    expect(page.get_by_test_id("stop")).to_be_enabled()
+    page.get_by_test_id("stop").click()
+    wait_idle(page)

@@ -91,6 +91,8 @@ def test_every_message_sent_is_in_the_table_and_back(
     # Start-up (init, stage, dataset) and the form's first check (configure) are behind us.
     ph.draw(page, ph.ONE)  # predict
     expect(page.get_by_test_id("prediction")).to_have_text("1", timeout=15_000)
+    page.get_by_test_id("try-test-digit").click()  # test_digit
+    expect(page.get_by_test_id("test-digit-label")).not_to_have_text("", timeout=15_000)
 
     ph.fill_form(page, SPLIT)  # batch and progress events; pause, resume and stop
     ph.start_training(page)

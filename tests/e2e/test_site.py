@@ -73,6 +73,7 @@ ASSETS = {
 }
 
 
+@pytest.mark.console_errors_expected
 @pytest.mark.parametrize("case", sorted(ASSETS))
 def test_broken_asset_is_named_and_retry_recovers(browser: Browser, site_url: str, case) -> None:
     pattern, how, message = ASSETS[case]
@@ -128,6 +129,7 @@ def test_page_starts_from_its_snapshot_and_bytecode(browser: Browser, site_url: 
         context.close()
 
 
+@pytest.mark.console_errors_expected
 @pytest.mark.parametrize(
     ("broken", "stage", "note"),
     [
@@ -211,6 +213,8 @@ def test_worker_faults_restart_it_with_the_saved_model(debug_app) -> None:
         expect(status).to_contain_text(reason)  # the reason stays in view
         expect(info).to_contain_text("784-16-10")
         expect(info).to_contain_text("saved in this browser")
+        # Calibrated as before once the held-out images are in again (they come with the data).
+        expect(page.get_by_test_id("train")).to_be_enabled(timeout=BOOT_TIMEOUT_MS)
         np.testing.assert_allclose(predicted(page), trained, atol=1e-6, err_msg=how)
         print(f"recovered from {how}")
     expect(page.get_by_test_id("train")).to_be_enabled(timeout=BOOT_TIMEOUT_MS)

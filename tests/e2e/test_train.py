@@ -288,3 +288,60 @@ def test_page_training_matches_native_training(
     # can flip only where two logits tie to ~1e-6, which no MNIST test image does at 2 epochs.
     assert flips == 0
     assert math.isclose(native_confusion.trace() / len(y_test), in_page.accuracy(X_test, y_test))
+
+
+# ── races: a reply that arrives after the run it was about has ended changes nothing ───────
+
+FINISHED = "{type: 'done', reason: 'finished', message: 'Training finished.', model: s.state.model}"
+
+
+def start_long_run(page) -> None:
+    fill_form(page, {**TINY, "epochs": "200"})
+    start_training(page)
+    expect(page.get_by_test_id("pause")).to_be_enabled()
+
+
+def end_for_real(page) -> None:
+    """The injected 'done' left the worker's real run paused or running: end it quietly."""
+    page.evaluate("window.scribblenet.client.request('stop')")
+    wait_idle(page)
+
+
+@pytest.mark.parametrize("button", ["pause", "resume"])
+def test_pause_or_resume_racing_the_end_of_a_run(debug_app, button) -> None:
+    page = debug_app.page
+    start_long_run(page)
+    if button == "resume":
+        page.get_by_test_id("pause").click()
+        expect(page.get_by_test_id("status")).to_contain_text("Paused")
+    # The run's "done" arrives between the click and the worker's reply to it.
+    page.evaluate(f"(() => {{ const s = window.scribblenet; document.getElementById('pause')"
+                  f".click(); s.deliver({FINISHED}); }})()")  # fmt: skip
+    page.wait_for_timeout(500)  # the reply has come back by now
+    status = page.get_by_test_id("status")
+    expect(status).to_have_text("Training finished.")
+    expect(page.get_by_test_id("pause")).to_be_disabled()
+    expect(page.get_by_test_id("pause")).to_have_text("Pause")
+    expect(page.get_by_test_id("train")).to_be_enabled()
+    end_for_real(page)
+
+
+def test_done_after_the_pause_reply_ends_the_pause(debug_app) -> None:
+    page = debug_app.page
+    start_long_run(page)
+    page.get_by_test_id("pause").click()
+    expect(page.get_by_test_id("status")).to_contain_text("Paused")
+    page.evaluate(f"(() => {{ const s = window.scribblenet; s.deliver({FINISHED}); }})()")
+    expect(page.get_by_test_id("status")).to_have_text("Training finished.")
+    expect(page.get_by_test_id("pause")).to_have_text("Pause")
+    expect(page.get_by_test_id("pause")).to_be_disabled()
+    end_for_real(page)
+
+
+def test_stop_after_the_watchdog_killed_the_worker_is_quiet(debug_app) -> None:
+    page = debug_app.page
+    start_long_run(page)
+    page.evaluate("window.scribblenet.client.request('debug', {action: 'close'})")
+    page.get_by_test_id("stop").click()  # waits on a worker that will never answer
+    expect(page.get_by_test_id("status")).to_contain_text("Ready again", timeout=30_000)
+    assert debug_app.page_errors == []  # no unhandled rejection from the Stop button
