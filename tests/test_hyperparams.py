@@ -180,3 +180,12 @@ def test_cli_trains_a_preset_with_overrides(monkeypatch, tmp_path, rng, capsys):
     out = tmp_path / "m.npz"
     assert cli.main(["train", "--preset", "quick", "--hidden", "12 8", "--out", str(out)]) == 0
     assert "Network(784-12-8-10" in capsys.readouterr().err
+
+
+def test_page_presets_state_their_measured_time_and_accuracy() -> None:
+    for preset in settings_schema()["presets"][:-1]:
+        assert " s" in preset["note"] or "min" in preset["note"], preset
+        assert "%" in preset["note"], preset
+    slow = {p["key"]: p["caution"] for p in settings_schema()["presets"]}
+    assert slow["tutorial"] and slow["quick"]  # slow or weak: they say so before they start
+    assert not slow["fast"] and not slow["deep"]

@@ -79,6 +79,37 @@ function applyPreset(key) {
   preset.value = key;
   validate();
 }
+
+let cautioned = null; // the preset whose caution was shown: a second Train goes ahead
+let estimate = ""; // "needs about N MB", from the last valid check
+
+/** Under the menu: what the chosen preset takes and reaches here, and the memory estimate. */
+function showPresetNote() {
+  const note = presets[preset.value]?.note ?? "";
+  $("preset-note").textContent = [note, estimate].filter(Boolean).join(" · ");
+  $("preset-note").removeAttribute("role");
+  if (cautioned !== preset.value) $("train").textContent = "Train";
+}
+
+/**
+ * A slow or weak preset says so before it starts: the first Train shows its caution (and asks
+ * for a second click); true when training may start now.
+ */
+export function cautionCleared() {
+  const caution = presets[preset.value]?.caution;
+  if (cautioned === preset.value) {
+    cautioned = null; // said once: this run goes ahead
+    showPresetNote();
+    $("train").textContent = "Train";
+    return true;
+  }
+  if (!caution) return true;
+  cautioned = preset.value;
+  $("preset-note").textContent = `${caution} Press Train again to start it.`;
+  $("preset-note").setAttribute("role", "alert");
+  $("train").textContent = "Train anyway";
+  return false;
+}
 preset.addEventListener("change", (e) => applyPreset(e.target.value));
 
 /** Fill the form with a model's settings ({field: string}); the menu names their preset, if any. */
@@ -117,7 +148,10 @@ async function validate() {
   const seq = ++validateSeq;
   const reply = await request("configure", { config: readForm() })
     .catch((err) => ({ ok: false, errors: { _: shortError(err) } }));
-  if (seq === validateSeq) showErrors(reply.errors); // only the latest answer counts
+  if (seq !== validateSeq) return; // only the latest answer counts
+  showErrors(reply.errors);
+  estimate = reply.ok && reply.memory_mb ? `needs about ${Math.max(1, Math.round(reply.memory_mb))} MB` : "";
+  showPresetNote();
 }
 
 /** A run is starting: a pending check of the old values is not needed. */
@@ -125,6 +159,8 @@ export const cancelValidation = () => clearTimeout(validateTimer);
 
 form.addEventListener("input", (e) => {
   if (e.target !== preset) preset.value = blank;
+  cautioned = null;
+  showPresetNote();
   clearTimeout(validateTimer);
   validateTimer = setTimeout(validate, 250);
 });

@@ -1,29 +1,51 @@
 // The training panel's runs: Train, Pause/Resume and Stop, the progress line, the charts, and
 // what happens when a run ends (the new model is shown, saved and asked about the drawing).
-import { TrainingCharts } from "./charts.js";
+import { formatInteger } from "./locale.js";
 import { keepRun, showModel } from "./model-panel.js";
 import { $, DEBUG, debugHooks, pageQuery, setStatus, shortError, state, updateButtons } from "./page-state.js";
 import { rereadDrawing } from "./predict-panel.js";
-import { cancelValidation, focusFirstError, readForm, showErrors } from "./train-form.js";
+import { cancelValidation, cautionCleared, focusFirstError, readForm, showErrors } from "./train-form.js";
 import { request } from "./worker-life.js";
 
-const charts = new TrainingCharts({
-  cost: $("cost-chart"),
-  accuracy: $("accuracy-chart"),
-  confusion: $("confusion"),
-  confusionEmpty: $("confusion-empty"),
-});
+// The charts are optional: charts.js (and uPlot in it) loads on its own, so that if it fails (a
+// file that did not arrive, a browser uPlot cannot start in) drawing, predicting and training
+// still work, and a note says the charts are off. Until it has loaded, `charts` is null.
+let charts = null;
+import("./charts.js")
+  .then(({ createCharts }) => createCharts({
+    cost: $("cost-chart"),
+    accuracy: $("accuracy-chart"),
+    confusion: $("confusion"),
+    confusionEmpty: $("confusion-empty"),
+  }))
+  .then((loaded) => { charts = loaded; })
+  .catch(chartsFailed);
+
+function chartsFailed(err) {
+  console.warn("scribblenet: the training charts could not be loaded:", err);
+  const area = $("cost-chart").closest(".charts");
+  // style.display: .charts and .confusion-wrap set their own display, which beats `hidden`.
+  area.style.display = "none";
+  $("confusion").closest(".confusion-wrap").style.display = "none";
+  const note = document.createElement("p");
+  note.className = "hint";
+  note.dataset.testid = "charts-note";
+  note.setAttribute("role", "status");
+  note.textContent = `The training charts could not be loaded (${shortError(err)}). ` +
+    "Drawing, predicting and training work without them; reload the page to try again.";
+  area.before(note);
+}
 
 /** The worker's "dataset" event: training is possible now. */
 export function dataReady(msg) {
   state.dataReady = true;
   $("backend").textContent = `Matrix products: ${msg.backend}.`;
-  if (state.ready && !state.notice) setStatus(`Ready: draw a digit, or train on ${msg.n_train.toLocaleString()} MNIST images.`);
+  if (state.ready && !state.notice) setStatus(`Ready: draw a digit, or train on ${formatInteger(msg.n_train)} MNIST images.`);
   updateButtons();
 }
 
 export async function startTraining() {
-  if ($("train").disabled) return;
+  if ($("train").disabled || !cautionCleared()) return;
   cancelValidation();
   $("train").disabled = true;
   const subset = DEBUG && pageQuery.has("subset") ? Number(pageQuery.get("subset")) : undefined;
@@ -35,11 +57,11 @@ export async function startTraining() {
     updateButtons();
     return;
   }
-  charts.reset();
+  charts?.reset();
   state.notice = "";
   state.training = { paused: false, started: performance.now() };
   showModel(reply.model);
-  setStatus(`Training ${reply.model.architecture} on ${reply.n_train.toLocaleString()} images…`);
+  setStatus(`Training ${reply.model.architecture} on ${formatInteger(reply.n_train)} images…`);
   $("progress").value = 0;
   $("progress").dataset.totalSteps = reply.total_steps;
   $("progress-text").textContent = "Starting…";
@@ -54,13 +76,13 @@ export async function stopTraining() {
 /** The worker's training events: batch, progress (part of a big batch), epoch and done. */
 export function trainingEvent(msg) {
   if (msg.type === "batch") {
-    charts.addBatch(msg);
+    charts?.addBatch(msg);
     showProgress(msg);
   } else if (msg.type === "progress") {
     showProgress(msg);
   } else if (msg.type === "epoch") {
     if (debugHooks) debugHooks.epochs.push(msg);
-    charts.addEpoch(msg);
+    charts?.addEpoch(msg);
   } else if (msg.type === "done") {
     trainingEnded(msg);
   }
@@ -86,7 +108,7 @@ function renderProgress() {
   const eta = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : NaN;
   const pace = e.type === "progress"
     ? `${Math.round(100 * e.batch_fraction)} % of it done`
-    : `${Math.round(e.examples_per_s).toLocaleString()} examples/s`;
+    : `${formatInteger(e.examples_per_s)} examples/s`;
   $("progress-text").textContent =
     `Epoch ${e.epoch} · batch ${e.batch}/${e.n_batches} · ${pace}` +
     (Number.isFinite(eta) ? ` · ${formatSeconds(eta)} left` : "");

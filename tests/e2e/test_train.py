@@ -345,3 +345,22 @@ def test_stop_after_the_watchdog_killed_the_worker_is_quiet(debug_app) -> None:
     page.get_by_test_id("stop").click()  # waits on a worker that will never answer
     expect(page.get_by_test_id("status")).to_contain_text("Ready again", timeout=30_000)
     assert debug_app.page_errors == []  # no unhandled rejection from the Stop button
+
+
+def test_presets_say_what_they_take_and_slow_ones_ask_first(app) -> None:
+    page = app.page
+    note = page.get_by_test_id("preset-note")
+    page.get_by_test_id("preset").select_option("fast")
+    expect(note).to_contain_text(" s")  # its measured time and accuracy on this class of machine
+    expect(note).to_contain_text("%")
+    page.get_by_test_id("preset").select_option("tutorial")
+    expect(note).to_contain_text("min")
+    page.get_by_test_id("train").click()
+    expect(note).to_contain_text("Press Train again")  # the first click only warns
+    expect(page.get_by_test_id("train")).to_have_text("Train anyway")
+    expect(page.get_by_test_id("stop")).to_be_disabled()
+    page.get_by_test_id("train").click()
+    expect(page.get_by_test_id("stop")).to_be_enabled()  # now it runs
+    page.get_by_test_id("stop").click()
+    wait_idle(page)
+    expect(page.get_by_test_id("train")).to_have_text("Train")
