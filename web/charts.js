@@ -1,7 +1,32 @@
 // Live training charts (uPlot): cost per batch and per epoch, accuracy per epoch, and the
 // confusion matrix of the last epoch. Data arrive many times a second; drawing happens at most
 // once per animation frame.
-import uPlot from "./vendor/uplot/uPlot.esm.js";
+//
+// Optional by design: train-panel.js imports this module dynamically and the page works without
+// it (drawing, predicting and training never wait for it). uPlot is imported here, not at the
+// top, so that its failure is this module's createCharts() rejecting, not the page's.
+import { LOCALE } from "./locale.js";
+
+let uPlot = null; // the uPlot class, once importUPlot() has run
+
+/**
+ * Import uPlot. Its module runs `new Intl.NumberFormat(navigator.language)` as it is evaluated,
+ * which throws a RangeError where the browser's language is no valid tag (WebKitGTK under
+ * LANG=C.UTF-8 says "C"). For that one evaluation navigator.language reads as the page's
+ * validated locale (locale.js); the browser's own getter is back as soon as it is done.
+ */
+async function importUPlot() {
+  if (uPlot) return uPlot;
+  const shadow = navigator.language !== LOCALE
+    && !Object.prototype.hasOwnProperty.call(navigator, "language");
+  if (shadow) Object.defineProperty(navigator, "language", { value: LOCALE, configurable: true });
+  try {
+    uPlot = (await import("./vendor/uplot/uPlot.esm.js")).default;
+  } finally {
+    if (shadow) delete navigator.language;
+  }
+  return uPlot;
+}
 
 const COLORS = { batch: "#9db4d6", epoch: "#1f4e9c", train: "#c2571a", test: "#1f7a3d" };
 
@@ -46,8 +71,17 @@ function makePlot(container, series, yLabel, xLabel, yRange, xIncrs = undefined)
   return new uPlot(opts, [[], ...series.map(() => [])], container);
 }
 
+/**
+ * The charts, once uPlot has loaded; rejects if it cannot be (the caller shows a note instead).
+ * @param {{cost, accuracy: HTMLElement, confusion: HTMLTableElement, confusionEmpty: HTMLElement}} els
+ */
+export async function createCharts(els) {
+  await importUPlot();
+  return new TrainingCharts(els);
+}
+
 export class TrainingCharts {
-  /** @param {{cost, accuracy: HTMLElement, confusion: HTMLTableElement, confusionEmpty: HTMLElement}} els */
+  /** Use createCharts(), which loads uPlot first. */
   constructor(els) {
     this.els = els;
     this.cost = makePlot(

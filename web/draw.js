@@ -20,6 +20,10 @@ export class InkPad {
     canvas.addEventListener("pointerup", (e) => this.#up(e));
     canvas.addEventListener("pointercancel", (e) => this.#up(e));
     canvas.addEventListener("lostpointercapture", (e) => this.#up(e)); // or the pen stays taken
+    // Without capture (refused, see #down) the pen can be lifted off the pad: the stroke ends
+    // there too. With capture the canvas has already ended it and these find nothing to do.
+    window.addEventListener("pointerup", (e) => this.#up(e));
+    window.addEventListener("pointercancel", (e) => this.#up(e));
     new ResizeObserver(() => this.#resize()).observe(canvas);
     this.#resize();
   }
@@ -56,8 +60,15 @@ export class InkPad {
     // neither starts a stroke nor joins the first one's points into a zig-zag.
     if (e.button !== 0 || !e.isPrimary || this.pointerId !== null) return;
     e.preventDefault();
-    this.canvas.setPointerCapture(e.pointerId);
     this.pointerId = e.pointerId;
+    // Capture keeps the stroke's moves coming when the pen strays off the pad. A browser may
+    // refuse it (an InvalidStateError or NotFoundError, seen in Firefox with a pointer id it does
+    // not know): the stroke is drawn all the same, ending at pointerup wherever it happens.
+    try {
+      this.canvas.setPointerCapture(e.pointerId);
+    } catch (err) {
+      console.warn("scribblenet: pointer capture refused, drawing without it:", err);
+    }
     this.last = this.#point(e);
     const [x, y] = this.last;
     this.ctx.beginPath(); // a dot, so a tap leaves a mark like a pen would
@@ -83,7 +94,11 @@ export class InkPad {
     if (!this.last || e.pointerId !== this.pointerId) return;
     this.last = null;
     this.pointerId = null;
-    if (this.canvas.hasPointerCapture(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
+    try {
+      if (this.canvas.hasPointerCapture(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
+    } catch {
+      // Already released (the pointer is gone): nothing to give back.
+    }
     this.onStroke();
   }
 
