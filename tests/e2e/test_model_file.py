@@ -171,3 +171,14 @@ def test_a_failed_upload_does_not_touch_a_run(app, tmp_path: Path) -> None:
     expect(page.get_by_test_id("stop")).to_be_enabled()
     page.get_by_test_id("stop").click()
     wait_idle(page)
+
+
+def test_an_upload_error_goes_once_something_else_succeeds(app, tmp_path: Path) -> None:
+    page = app.page
+    message = page.get_by_test_id("model-message")
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    page.get_by_test_id("upload").set_input_files(str(tmp_path / "bad.npz"))
+    expect(message).to_contain_text("Could not use bad.npz")
+    page.get_by_test_id("reset").click()  # a later action that works
+    expect(page.get_by_test_id("status")).to_contain_text("Back to the pretrained model")
+    expect(message).to_have_text("")
