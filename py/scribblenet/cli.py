@@ -207,6 +207,59 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune a model on "My digits", print before → after, save it with provenance."""
+    from .finetune import FinetuneConfig, cross_validate, finetune, load_digits
+
+    net = load_model(args.model)
+    X_own, y_own = load_digits(args.digits)
+    data = _load_data(args.data_dir)
+    config = FinetuneConfig(
+        **{k: v for k in ("epochs", "learning_rate") if (v := getattr(args, k)) is not None}
+    )
+    rng = np.random.default_rng(args.seed)
+    print(f"{net!r}\n{len(y_own)} digits of your own, {config}", file=sys.stderr)
+    own_before = own_after = None
+    if len(y_own) >= 2:
+        for event in cross_validate(
+            net, X_own, y_own, data.X_train, data.y_train, rng=rng, folds=args.folds, config=config
+        ):
+            if event["type"] == "cross_validation":
+                own_before, own_after = event["own_before"], event["own_after"]
+                print(
+                    f"your digits, {event['folds']}-fold cross-validated: "
+                    f"{own_before:.1%} → {own_after:.1%} ({event['seconds']:.1f} s)"
+                )
+    test_before = net.accuracy(data.X_test, data.y_test)
+    start = time.perf_counter()
+    trainer = finetune(net, X_own, y_own, data.X_train, data.y_train, rng=rng, config=config)
+    for event in trainer.run():
+        if event["type"] == "diverged":
+            print(f"stopped: {event['reason']}", file=sys.stderr)
+            return 1
+    seconds = time.perf_counter() - start
+    test_after = net.accuracy(data.X_test, data.y_test)
+    print(f"MNIST test accuracy: {test_before:.2%} → {test_after:.2%} ({seconds:.1f} s)")
+    training = dict(net.metadata.get("training", {}))
+    training.update(
+        where="cli finetune",
+        test_accuracy=test_after,
+        seconds=round(seconds, 2),
+        finetune={
+            "digits": Path(args.digits).name,
+            "n_digits": len(y_own),
+            "base_test_accuracy": test_before,
+            "config": config.to_dict(),
+            **({"folds": args.folds} if own_before is not None else {}),
+            **({"own_accuracy_before": own_before} if own_before is not None else {}),
+            **({"own_accuracy_after": own_after} if own_after is not None else {}),
+        },
+    )
+    save_model(net, args.out, {"training": training})
+    print(f"saved {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -242,6 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", help="image files, one digit each")
     predict.add_argument("--model", required=True, help="model file (.npz)")
     predict.set_defaults(func=cmd_predict)
+
+    tune = sub.add_parser("finetune", help="teach a model your own handwriting (My digits)")
+    tune.add_argument("--model", required=True, help="model file to start from (.npz)")
+    tune.add_argument("--digits", required=True, help='"My digits" file (.npz) from the page')
+    tune.add_argument("--out", required=True, help="fine-tuned model file to write")
+    tune.add_argument("--data-dir", help="MNIST IDX directory (default: download and cache)")
+    tune.add_argument("--epochs", type=int, help="passes over the mixed set (default 3)")
+    tune.add_argument("--learning-rate", type=float, help="step size (default 0.01)")
+    tune.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    tune.add_argument("--seed", type=int, default=0, help="replayed images, shuffling, folds")
+    tune.set_defaults(func=cmd_finetune)
     return parser
 
 

@@ -37,9 +37,12 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_FILE_BYTES",
     "ModelFileError",
+    "check_npz",
     "load_model",
+    "load_npz_member",
     "model_from_bytes",
     "model_to_bytes",
+    "npy_header",
     "save_model",
 ]
 
@@ -112,30 +115,44 @@ def _read_bytes(source: Source) -> bytes:
     return path.read_bytes()
 
 
-def _check_zip(data: bytes) -> dict[str, int]:
-    if len(data) > MAX_FILE_BYTES:
-        raise ModelFileError(f"model file is larger than {MAX_FILE_BYTES} bytes")
+def check_npz(
+    data: bytes, *, max_bytes: int, error: type[ValueError] = ModelFileError, what: str = "model"
+) -> dict[str, int]:
+    """{member: uncompressed size} of an .npz archive, refused before anything is unpacked.
+
+    Shared by every hardened .npz reader: a bad zip, more than `max_bytes` (compressed or as
+    declared uncompressed) or duplicate members raise `error`, naming the file as `what`.
+    """
+    if len(data) > max_bytes:
+        raise error(f"{what} file is larger than {max_bytes} bytes")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ModelFileError(f"not a model file: not a valid .npz/zip archive ({exc})") from None
+        raise error(f"not a {what} file: not a valid .npz/zip archive ({exc})") from None
     declared = sum(info.file_size for info in infos)
-    if declared > MAX_FILE_BYTES:
-        raise ModelFileError(
-            f"model file declares {declared} uncompressed bytes, more than the "
-            f"{MAX_FILE_BYTES} allowed; refusing to unpack it"
+    if declared > max_bytes:
+        raise error(
+            f"{what} file declares {declared} uncompressed bytes, more than the "
+            f"{max_bytes} allowed; refusing to unpack it"
         )
     names = [info.filename for info in infos]
-    if "metadata.npy" not in names:
-        raise ModelFileError("not a scribblenet model: no metadata entry")
     if len(names) != len(set(names)):
-        raise ModelFileError("model file has duplicate entries")
+        raise error(f"{what} file has duplicate entries")
     return {info.filename: info.file_size for info in infos}
 
 
-def _array_header(data: bytes, name: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """(shape, dtype) a member declares in its .npy header, read without loading the array."""
+def _check_zip(data: bytes) -> dict[str, int]:
+    sizes = check_npz(data, max_bytes=MAX_FILE_BYTES)
+    if "metadata.npy" not in sizes:
+        raise ModelFileError("not a scribblenet model: no metadata entry")
+    return sizes
+
+
+def npy_header(
+    data: bytes, name: str, error: type[ValueError] = ModelFileError
+) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """(shape, dtype) member `name` declares in its .npy header, read without loading it."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf, zf.open(name + ".npy") as fp:
             version = np.lib.format.read_magic(fp)
@@ -144,7 +161,7 @@ def _array_header(data: bytes, name: str) -> tuple[tuple[int, ...], np.dtype[Any
             else:
                 shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
     except Exception as exc:  # a bad magic, header or deflate stream: all "not an array"
-        raise ModelFileError(f"entry {name!r} is not a valid .npy array ({exc})") from None
+        raise error(f"entry {name!r} is not a valid .npy array ({exc})") from None
     return tuple(shape), np.dtype(dtype)
 
 
@@ -177,6 +194,29 @@ def _config(cls: type[NetworkConfig] | type[TrainConfig], value: Any) -> dict[st
         return None
 
 
+def _finetune_provenance(value: Any) -> dict[str, Any] | None:
+    """A fine-tune's record: what it was tuned on, with what, and what it scored."""
+    if not isinstance(value, dict):
+        return None
+    checks: dict[str, Callable[[Any], Any]] = {
+        "digits": lambda v: v[:200] if isinstance(v, str) else None,
+        "n_digits": lambda v: None if (n := _number(v, 0, 1e9)) is None else int(n),
+        "base_test_accuracy": lambda v: _number(v, 0, 1),
+        "own_accuracy_before": lambda v: _number(v, 0, 1),
+        "own_accuracy_after": lambda v: _number(v, 0, 1),
+        "folds": lambda v: None if (n := _number(v, 0, 1e6)) is None else int(n),
+        "config": lambda v: (
+            {k: x for k, x in v.items() if isinstance(k, str) and _number(x, 0, 1e9) is not None}
+            | {k: x[:20] for k, x in v.items() if k == "optimizer" and isinstance(x, str)}
+            if isinstance(v, dict) and len(v) <= 16
+            else None
+        ),
+    }
+    return {
+        k: c for k, check in checks.items() if k in value and (c := check(value[k])) is not None
+    }
+
+
 def _clean_training(training: Any) -> dict[str, Any]:
     """Provenance with unknown keys dropped and every value checked (it is shown to people)."""
     if not isinstance(training, dict):
@@ -196,6 +236,7 @@ def _clean_training(training: Any) -> dict[str, Any]:
         "config": lambda v: _config(TrainConfig, v),
         "train": lambda v: _config(TrainConfig, v),
         "network": lambda v: _config(NetworkConfig, v),
+        "finetune": lambda v: _finetune_provenance(v),
         "augmentation": lambda v: (
             {k: v[k] for k in v if isinstance(k, str) and _json_depth(json.dumps(v[k])) <= 1}
             if isinstance(v, dict) and len(v) <= 16
@@ -209,21 +250,22 @@ def _clean_training(training: Any) -> dict[str, Any]:
     return clean
 
 
-def _load_array(npz: Any, name: str) -> np.ndarray:
+def load_npz_member(npz: Any, name: str, error: type[ValueError] = ModelFileError) -> np.ndarray:
+    """Member `name` of an open `np.load(..., allow_pickle=False)`; any failure raises `error`."""
     try:
         arr = npz[name]
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise ModelFileError(
+            raise error(
                 f"entry {name!r} holds pickled Python objects; refusing to load it"
             ) from None
-        raise ModelFileError(f"entry {name!r} is not a valid array ({exc})") from None
+        raise error(f"entry {name!r} is not a valid array ({exc})") from None
     except Exception as exc:  # zlib, zipfile and the .npy header parser raise many kinds
-        raise ModelFileError(
+        raise error(
             f"entry {name!r} is corrupt or truncated ({type(exc).__name__}: {exc})"
         ) from None
     if not isinstance(arr, np.ndarray):  # NpzFile hands back raw bytes for non-.npy members
-        raise ModelFileError(f"entry {name!r} is not a .npy array")
+        raise error(f"entry {name!r} is not a .npy array")
     return arr
 
 
@@ -270,7 +312,7 @@ def model_from_bytes(
     except Exception as exc:  # any failure to open is "not a model", never a crash
         raise ModelFileError(f"not a valid .npz model file ({exc})") from None
     with npz:
-        meta = _parse_metadata(_load_array(npz, "metadata"))
+        meta = _parse_metadata(load_npz_member(npz, "metadata"))
         try:
             config = NetworkConfig.from_dict(
                 {k: tuple(v) if k == "hidden" else v for k, v in meta["network"].items()}
@@ -294,7 +336,7 @@ def model_from_bytes(
             )
         dtype = np.dtype(config.dtype)
         for name, shape in expected.items():  # declared headers first: nothing allocated yet
-            declared_shape, declared_dtype = _array_header(data, name)
+            declared_shape, declared_dtype = npy_header(data, name)
             if declared_dtype.hasobject:
                 raise ModelFileError(
                     f"entry {name!r} holds pickled Python objects; refusing to load it"
@@ -305,7 +347,7 @@ def model_from_bytes(
                 raise ModelFileError(f"{name} has shape {declared_shape}, expected {shape}")
         arrays = {}
         for name, shape in expected.items():
-            arr = _load_array(npz, name)
+            arr = load_npz_member(npz, name)
             if arr.dtype != dtype or arr.shape != shape:  # the header said otherwise
                 raise ModelFileError(f"{name} does not match its header")
             if not np.isfinite(arr).all():
