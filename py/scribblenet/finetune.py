@@ -23,7 +23,7 @@ import numpy as np
 
 from .augment import HANDWRITING_AUGMENTATION
 from .config import OPTIMIZERS, TrainConfig, _check_choice, _check_float, _check_int
-from .model_io import check_npz, load_npz_member, npy_header
+from .model_io import check_npz, load_npz_member, npy_header, open_npz
 from .network import Network
 from .training import Augment, Event, Trainer
 
@@ -306,11 +306,7 @@ def digits_from_bytes(
         counts.append(shape[0])
     if counts[0] != counts[1]:
         raise DigitsFileError(f"{counts[0]} images but {counts[1]} labels")
-    try:
-        npz = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:  # any failure to open is "not a digits file", never a crash
-        raise DigitsFileError(f"not a valid .npz digits file ({exc})") from None
-    with npz:
+    with open_npz(data, DigitsFileError, "digits") as npz:
         X = load_npz_member(npz, "images", DigitsFileError)
         y = load_npz_member(npz, "labels", DigitsFileError)
     if X.dtype != np.uint8 or y.dtype != np.uint8 or X.shape != (counts[0], _PIXELS):

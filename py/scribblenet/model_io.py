@@ -43,6 +43,7 @@ __all__ = [
     "model_from_bytes",
     "model_to_bytes",
     "npy_header",
+    "open_npz",
     "save_model",
 ]
 
@@ -250,6 +251,14 @@ def _clean_training(training: Any) -> dict[str, Any]:
     return clean
 
 
+def open_npz(data: bytes, error: type[ValueError] = ModelFileError, what: str = "model") -> Any:
+    """`np.load` of checked .npz bytes, pickles refused; any failure to open raises `error`."""
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as exc:  # any failure to open is "not a model", never a crash
+        raise error(f"not a valid .npz {what} file ({exc})") from None
+
+
 def load_npz_member(npz: Any, name: str, error: type[ValueError] = ModelFileError) -> np.ndarray:
     """Member `name` of an open `np.load(..., allow_pickle=False)`; any failure raises `error`."""
     try:
@@ -307,11 +316,7 @@ def model_from_bytes(
     sizes = _check_zip(data)
     if sizes["metadata.npy"] > _MAX_METADATA_BYTES + 4096:  # + the .npy header
         raise ModelFileError(f"metadata is larger than {_MAX_METADATA_BYTES} bytes")
-    try:
-        npz = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:  # any failure to open is "not a model", never a crash
-        raise ModelFileError(f"not a valid .npz model file ({exc})") from None
-    with npz:
+    with open_npz(data) as npz:
         meta = _parse_metadata(load_npz_member(npz, "metadata"))
         try:
             config = NetworkConfig.from_dict(
