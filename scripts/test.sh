@@ -3,11 +3,12 @@
 #
 #   bash scripts/test.sh
 #
-# Steps: system packages (apt: chromium, clang, lld, node/npm if absent) -> .venv with
-# `pip install -e '.[dev]'` -> `npm ci` -> wasm kernel check (if scripts/build_gemm.sh exists)
-# -> build dist/ -> ruff check + ruff format --check -> mypy (strict on py/scribblenet) ->
-# native pytest (everything but e2e, slow tests included) -> the unit tests inside Pyodide
-# under Node -> Playwright e2e tests.
+# Steps: system packages (apt: chromium, clang, lld, node/npm, firefox-esr, webkit2gtk-driver,
+# xvfb if absent) -> .venv with `pip install -e '.[dev]'` -> `npm ci` -> wasm kernel check (if
+# scripts/build_gemm.sh exists) -> build dist/ -> ruff check + ruff format --check -> mypy
+# (strict on py/scribblenet) -> native pytest (everything but e2e, slow tests included) -> the
+# unit tests inside Pyodide under Node -> Playwright e2e tests -> cross-browser smoke tests
+# (Firefox ESR over Marionette, WebKitGTK over WebKitWebDriver, under xvfb-run).
 # Non-interactive (CI=true, no stdin); stops at the first failure.
 set -euo pipefail
 
@@ -29,6 +30,12 @@ command -v clang >/dev/null 2>&1 || missing+=(clang)
 command -v wasm-ld >/dev/null 2>&1 || missing+=(lld)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The cross-browser smoke tests (tests/browsers): Debian's Firefox ESR, WebKitGTK's WebDriver
+# (its MiniBrowser comes with libwebkit2gtk) and a virtual display for WebKitGTK.
+command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
+command -v WebKitWebDriver >/dev/null 2>&1 || missing+=(webkit2gtk-driver)
+command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb)
+command -v xauth >/dev/null 2>&1 || missing+=(xauth)  # xvfb-run needs it
 if ((${#missing[@]})); then
   step "apt-get install ${missing[*]}"
   sudo=""
@@ -36,7 +43,7 @@ if ((${#missing[@]})); then
   $sudo apt-get update -q
   $sudo apt-get install -y -q "${missing[@]}" </dev/null
 else
-  step "system packages present (chromium, clang, wasm-ld, node, npm)"
+  step "system packages present (chromium, clang, wasm-ld, node, npm, firefox-esr, WebKitWebDriver, xvfb-run)"
 fi
 
 # --- 2. Python environment -----------------------------------------------------------------
@@ -86,5 +93,11 @@ if compgen -G "tests/e2e/test_*.py" >/dev/null; then
 else
   step "no tests/e2e/test_*.py yet: e2e step skipped"
 fi
+
+# --- 10. cross-browser smoke tests: Firefox ESR and WebKitGTK (twice: LANG=C.UTF-8 too) -----
+step "pytest -m browsers tests/browsers (firefox-esr, WebKitWebDriver; xvfb-run)"
+# A test skips only if its browser's binary is absent; WebKitGTK needs the virtual display.
+SCRIBBLENET_DIST="$root/dist" xvfb-run -a -s "-screen 0 1920x1080x24" \
+  "$py" -m pytest -m browsers tests/browsers -p no:cacheprovider
 
 step "all checks passed"

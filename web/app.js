@@ -64,10 +64,13 @@ renderHistory();
 // ── Offline copy and fast repeat visits (web/sw.js) ─────────────────────────────────────────
 if ("serviceWorker" in navigator) {
   // After load, so installing (which re-reads the big files, from the HTTP cache) never
-  // competes with the first visit's own downloads.
-  window.addEventListener("load", () => {
+  // competes with the first visit's own downloads. boot.js imports this module dynamically,
+  // which the load event does not wait for: it may have fired already.
+  const register = () => {
     navigator.serviceWorker
       .register(new URL("./sw.js", import.meta.url), { type: "module" })
       .catch((err) => console.warn("scribblenet: no offline copy of the site:", err));
-  });
+  };
+  if (document.readyState === "complete") register();
+  else window.addEventListener("load", register, { once: true });
 }
