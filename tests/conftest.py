@@ -1,21 +1,33 @@
 """Shared pytest fixtures: repository paths, the real MNIST files, a seeded generator.
 
 Imported natively and inside Pyodide (scripts/run_pyodide_tests.mjs), so it uses nothing
-beyond the standard library, numpy and hypothesis. Playwright fixtures live in
-tests/e2e/conftest.py.
+beyond the standard library, numpy and hypothesis. The built site and its server (`dist_dir`,
+`site_url`) serve both browser suites; Playwright fixtures live in tests/e2e/conftest.py, the
+Firefox/WebKit ones in tests/browsers/conftest.py.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-__all__ = ["IN_PYODIDE", "MNIST_FILES", "REPO_ROOT", "mnist_dir", "repo_root", "rng"]
+__all__ = [
+    "IN_PYODIDE",
+    "MNIST_FILES",
+    "REPO_ROOT",
+    "dist_dir",
+    "mnist_dir",
+    "repo_root",
+    "rng",
+    "site_url",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_PYODIDE = sys.platform == "emscripten"
@@ -62,6 +74,42 @@ def mnist_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built site: $SCRIBBLENET_DIST, or a fresh build of the work tree."""
+    given = os.environ.get("SCRIBBLENET_DIST")
+    if given:
+        path = Path(given).resolve()
+        if not (path / "manifest.json").is_file():
+            pytest.fail(f"SCRIBBLENET_DIST={given} has no manifest.json: build the site first")
+        return path
+    out = tmp_path_factory.mktemp("site") / "dist"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "build_site.py"), "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"scripts/build_site.py failed:\n{result.stdout}\n{result.stderr}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def site_url(dist_dir: Path) -> Iterator[str]:
+    """URL of the page, served from a thread by scripts/serve.py under /scribblenet/."""
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        from serve import serve
+    finally:
+        sys.path.remove(str(REPO_ROOT / "scripts"))
+    server, url = serve(dist_dir, port=0, base="/scribblenet/")
+    yield url
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture

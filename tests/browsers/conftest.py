@@ -13,7 +13,6 @@ printed at the end of the run. Under Pyodide nothing here is collected.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +26,6 @@ else:
     from browser_drivers import (
         FIGURES,
         FIREFOX,
-        REPO_ROOT,
         WEBKIT_DRIVER,
         Driven,
         executable,
@@ -35,42 +33,6 @@ else:
         start_firefox,
         start_webkit,
     )
-
-
-@pytest.fixture(scope="session")
-def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built site: $SCRIBBLENET_DIST, or a fresh build of the work tree."""
-    given = os.environ.get("SCRIBBLENET_DIST")
-    if given:
-        path = Path(given).resolve()
-        if not (path / "manifest.json").is_file():
-            pytest.fail(f"SCRIBBLENET_DIST={given} has no manifest.json: build the site first")
-        return path
-    out = tmp_path_factory.mktemp("site") / "dist"
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "build_site.py"), "--out", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"scripts/build_site.py failed:\n{result.stdout}\n{result.stderr}")
-    return out
-
-
-@pytest.fixture(scope="session")
-def site_url(dist_dir: Path) -> Iterator[str]:
-    """URL of the page, served from a thread by scripts/serve.py under /scribblenet/."""
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    try:
-        from serve import serve
-    finally:
-        sys.path.remove(str(REPO_ROOT / "scripts"))
-    server, url = serve(dist_dir, port=0, base="/scribblenet/")
-    yield url
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

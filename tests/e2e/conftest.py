@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SCRIBBLENET_CHROMIUM", "/usr/bin/chromium")
 
 if sys.platform == "emscripten":
@@ -29,42 +27,6 @@ else:
     from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 DEBUG_SUBSET = 2000  # the ?debug page trains on the first 2,000 images
-
-
-@pytest.fixture(scope="session")
-def dist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built site: $SCRIBBLENET_DIST, or a fresh build of the work tree."""
-    given = os.environ.get("SCRIBBLENET_DIST")
-    if given:
-        path = Path(given).resolve()
-        if not (path / "manifest.json").is_file():
-            pytest.fail(f"SCRIBBLENET_DIST={given} has no manifest.json: build the site first")
-        return path
-    out = tmp_path_factory.mktemp("site") / "dist"
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "build_site.py"), "--out", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"scripts/build_site.py failed:\n{result.stdout}\n{result.stderr}")
-    return out
-
-
-@pytest.fixture(scope="session")
-def site_url(dist_dir: Path):
-    """URL of the page, served from a thread by scripts/serve.py under /scribblenet/."""
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    try:
-        from serve import serve
-    finally:
-        sys.path.remove(str(REPO_ROOT / "scripts"))
-    server, url = serve(dist_dir, port=0, base="/scribblenet/")
-    yield url
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="session")

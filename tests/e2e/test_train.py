@@ -301,6 +301,14 @@ def start_long_run(page) -> None:
     expect(page.get_by_test_id("pause")).to_be_enabled()
 
 
+def expect_finished_and_idle(page) -> None:
+    """The page says the run finished and offers Train, with Pause off and named Pause."""
+    expect(page.get_by_test_id("status")).to_have_text("Training finished.")
+    expect(page.get_by_test_id("pause")).to_be_disabled()
+    expect(page.get_by_test_id("pause")).to_have_text("Pause")
+    expect(page.get_by_test_id("train")).to_be_enabled()
+
+
 def end_for_real(page) -> None:
     """The injected 'done' left the worker's real run paused or running: end it quietly."""
     page.evaluate("window.scribblenet.client.request('stop')")
@@ -318,11 +326,7 @@ def test_pause_or_resume_racing_the_end_of_a_run(debug_app, button) -> None:
     page.evaluate(f"(() => {{ const s = window.scribblenet; document.getElementById('pause')"
                   f".click(); s.deliver({FINISHED}); }})()")  # fmt: skip
     page.wait_for_timeout(500)  # the reply has come back by now
-    status = page.get_by_test_id("status")
-    expect(status).to_have_text("Training finished.")
-    expect(page.get_by_test_id("pause")).to_be_disabled()
-    expect(page.get_by_test_id("pause")).to_have_text("Pause")
-    expect(page.get_by_test_id("train")).to_be_enabled()
+    expect_finished_and_idle(page)
     end_for_real(page)
 
 
@@ -332,9 +336,7 @@ def test_done_after_the_pause_reply_ends_the_pause(debug_app) -> None:
     page.get_by_test_id("pause").click()
     expect(page.get_by_test_id("status")).to_contain_text("Paused")
     page.evaluate(f"(() => {{ const s = window.scribblenet; s.deliver({FINISHED}); }})()")
-    expect(page.get_by_test_id("status")).to_have_text("Training finished.")
-    expect(page.get_by_test_id("pause")).to_have_text("Pause")
-    expect(page.get_by_test_id("pause")).to_be_disabled()
+    expect_finished_and_idle(page)
     end_for_real(page)
 
 
