@@ -82,17 +82,18 @@ class Session:
                 settings = form_values(c, TrainConfig.from_dict(config))
         except (AttributeError, TypeError, ValueError):  # old, foreign or hostile metadata
             pass
+        architecture = "-".join(str(s) for s in c.sizes)
         return {
             "source_label": SOURCE_LABELS.get(self.source, self.source),
             "settings": settings,
-            "architecture": "-".join(str(s) for s in c.sizes),
-            "name": f"{'-'.join(str(s) for s in c.sizes)} ({c.activation})",
+            "architecture": architecture,
+            "name": f"{architecture} ({c.activation})",
             "hidden": list(c.hidden),
             "activation": c.activation,
             "init": c.init,
             "n_parameters": int(self.net.n_parameters),
             "source": self.source,
-            "training": _plain(self.net.metadata.get("training", {})),
+            "training": _plain(training),
         }
 
     def set_backend(self, backend: MatmulBackend | None) -> None:

@@ -67,6 +67,11 @@ def training_bytes(network: NetworkConfig, config: TrainConfig, n_train: int) ->
     return np.dtype(network.dtype).itemsize * (copies * n_params + activations + evaluation)
 
 
+def _length(rows: np.ndarray | slice, n: int) -> int:
+    """Rows a batch selects (indexing y to find out would copy the batch's labels)."""
+    return len(range(n)[rows]) if isinstance(rows, slice) else len(rows)
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
     """Counts (n_classes, n_classes): row = true class, column = predicted class."""
     idx = np.asarray(y_true, np.intp) * n_classes + np.asarray(y_pred, np.intp)
@@ -201,7 +206,7 @@ class Trainer:
         """One forward/backward pass over the next micro-batch; the batch event once it is whole."""
         t0 = time.perf_counter()
         rows = self._batch_rows()
-        b = len(self.y[rows])
+        b = _length(rows, self.n_train)
         start, stop = self._rows_done, min(self._rows_done + self.micro_batch, b)
         whole = start == 0 and stop == b
         if isinstance(rows, slice):
@@ -280,7 +285,7 @@ class Trainer:
             "n_batches": self.n_batches,
             "step": self.step,
             "total_steps": self.total_steps,
-            "batch_fraction": self._rows_done / len(self.y[self._batch_rows()]),
+            "batch_fraction": self._rows_done / _length(self._batch_rows(), self.n_train),
         }
 
     def _diverged(self, cost: float) -> Event:
