@@ -268,6 +268,8 @@ def test_training_in_chunks_learns_and_records_itself(session: Session) -> None:
     assert started["model"]["architecture"] == "784-16-10"
     events = run_to_end(session, max_batches=3)
     assert isinstance(events[-1].pop("file"), bytes)  # the trained model, for the history
+    for weights in (e for e in events if e["type"] == "weights"):
+        assert isinstance(weights.pop("tiles"), bytes)  # the first layer, as uint8 tiles
     json.dumps(events)  # everything else the worker posts is plain data
     kinds = [e["type"] for e in events]
     assert kinds.count("batch") == 8
@@ -338,7 +340,7 @@ def test_divergence_later_keeps_the_weights_of_the_last_good_epoch(session: Sess
     """Epoch 1 trains; a cost blow-up later restores the start of that epoch (finite weights)."""
     assert session.start_training({**FORM, "epochs": "3"})["ok"]
     events = session.train_chunk(60_000, 4)  # the first epoch: 200 / 50 batches
-    assert events[-1]["type"] == "epoch"
+    assert [e["type"] for e in events[-2:]] == ["epoch", "weights"]  # the epoch's weights last
     good = [p.copy() for p in session.net.parameters()]
     trainer = session.trainer  # from here on, every Adam step is a jump of ±1000
     trainer.config = dataclasses.replace(trainer.config, learning_rate=1000.0)

@@ -108,6 +108,48 @@ class Network:
                 layer.dW += weight_decay * layer.W
         return cost
 
+    def hidden_activations(self, X: np.ndarray) -> list[np.ndarray]:
+        """Every hidden layer's output for inputs X (n, n_inputs): [(n, h1), (n, h2), …].
+
+        Fresh activation layers: the network's own keep what a run in progress cached.
+        """
+        A = self._as_input(X)
+        outputs = []
+        for layer in self.dense[:-1]:
+            A = make_activation(self.config.activation).forward(layer.forward(A, train=False))
+            outputs.append(A)  # (n, units)
+        return outputs
+
+    def input_gradient(self, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """∂ log p(class) / ∂ input, (n, n_inputs): how each input pixel moves a class's score.
+
+        Parameters
+        ----------
+        X : (n, n_inputs) inputs; uint8 pixels are scaled to [0, 1] and the gradient is with
+            respect to those scaled values.
+        classes : (n,) the class whose log-probability to differentiate, per row.
+
+        Nothing cached by training is touched (no layer's dW or cached input), so this is safe
+        between the chunks of a run in progress.
+        """
+        classes = np.asarray(classes, dtype=np.intp)
+        A = self._as_input(X)  # (n, n_inputs)
+        if classes.shape != (len(A),):
+            raise ValueError(f"need one class per row: {len(A)}, got shape {classes.shape}")
+        if len(A) and (classes.min() < 0 or classes.max() >= self.config.n_classes):
+            raise ValueError(f"classes must be in [0, {self.config.n_classes})")
+        activations = []
+        for layer in self.dense[:-1]:
+            act = make_activation(self.config.activation)  # its own cache for backward
+            A = act.forward(layer.forward(A, train=False))  # (n, units)
+            activations.append(act)
+        dZ = -softmax(self.dense[-1].forward(A, train=False))  # (n, k): ∂ log p_c / ∂ Z = 1_c − P
+        dZ[np.arange(len(dZ)), classes] += 1
+        for layer, act in zip(self.dense[:0:-1], activations[::-1], strict=True):
+            dZ = act.backward(dZ @ layer.W.T)  # (n, units of the layer below)
+        dX: np.ndarray = dZ @ self.dense[0].W.T  # (n, n_inputs)
+        return dX
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes), each row summing to 1."""
         X = np.asarray(X)

@@ -7,6 +7,7 @@ user input is reported as {"ok": False, "errors": {field: message}} rather than 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,11 @@ import numpy as np
 from .calibration import HELD_OUT, Calibration, model_digest
 from .compact import CompactData, decode_compact_steps
 from .config import NetworkConfig, TrainConfig
+from .finetune import DigitsFileError, digits_from_bytes, digits_to_bytes
+from .finetune_run import FinetuneRun
 from .hyperparams import MAX_BROWSER_PARAMETERS, batch_size_error, form_values, parse_settings
 from .ink import ink_to_mnist
+from .insight import TestSetView, explain_reply, weights_reply
 from .matmul import MatmulBackend
 from .model_io import ModelFileError, model_from_bytes, model_to_bytes
 from .network import Network
@@ -37,7 +41,10 @@ SOURCE_LABELS = {
     "saved": "the model saved in this browser",
     "trained": "the model trained here",
     "uploaded": "the uploaded model",
+    "finetuned": "the model fine-tuned on your digits",
 }
+
+WEIGHTS_EVERY_S = 1.0  # live first-layer tiles while training: about once a second
 
 
 def _plain(value: Any) -> Any:
@@ -66,6 +73,9 @@ class Session:
         self._decoding: Generator[None, None, CompactData] | None = None  # begin_dataset's
         self._before: tuple[Network | None, str] = (None, "none")  # the model training replaced
         self._calibration: tuple[tuple[int, str], Calibration] | None = None  # (model key, fit)
+        self.finetuning: FinetuneRun | None = None  # a fine-tune run in progress
+        self._view: tuple[tuple[int, str], TestSetView] | None = None  # (model key, view)
+        self._weights_sent = 0.0  # perf_counter of the last live weights event
 
     def describe(self) -> dict[str, Any]:
         """{architecture, …, source, source_label, training, settings} of the current model.
@@ -248,6 +258,106 @@ class Session:
             "batch_size": self.trainer.batch_size,
         }
 
+    def start_finetune(self, images: Any, labels: Any, seed: int | None = None) -> dict[str, Any]:
+        """Fine-tune the current model on a person's digits; run it with `train_chunk`.
+
+        Cross-validation first (the honest before/after on the person's digits), then the model
+        itself (`finetune_run.FinetuneRun`). The current model stays in use until the end; the
+        fine-tuned one then replaces it (source "finetuned") and the done event carries its file
+        and {"result": {n, folds, own_before, own_after, test_before, test_after, seconds}}.
+
+        Parameters
+        ----------
+        images : n·784 bytes (uint8 28×28 inputs, as `digitize` makes them). labels : n bytes.
+        seed : for the folds, replay and augmentation; None: a fresh one.
+
+        Returns
+        -------
+        {"ok": True, "kind": "finetune", "n", "model", "ended"} or {"ok": False, "errors": {"_"}}.
+        """
+        try:
+            X, y = self._digits(images, labels)
+            if self.net is None or self.data is None:
+                raise ValueError("the training data has not loaded yet")
+            d = self.data
+            run = FinetuneRun(
+                self.net, X, y, d.X_train, d.y_train, d.X_test, d.y_test,
+                rng=np.random.default_rng(seed),
+            )  # fmt: skip
+        except ValueError as exc:
+            return {"ok": False, "errors": {"_": str(exc)}}
+        ended = self.stop_training("replaced")
+        self.finetuning = run
+        model = self.describe()
+        return {"ok": True, "kind": "finetune", "n": run.n, "model": model, "ended": ended}
+
+    def _finetune_chunk(self, seconds: float) -> list[dict[str, Any]]:
+        """One chunk of fine-tuning: its latest progress event, and "done" once finished."""
+        run = self.finetuning
+        assert run is not None
+        try:
+            events = list(run.run(seconds))
+        except Exception as exc:  # a bug or out-of-memory: the page must hear of it, not hang
+            self.finetuning = None
+            message = f"Fine-tuning failed: {type(exc).__name__}: {exc}"
+            return [{"type": "done", "kind": "finetune", "reason": "error", "message": message,
+                     "model": self.describe()}]  # fmt: skip
+        progress = [e for e in events if e["type"] == "finetune"][-1:]
+        if not run.done or run.tuned is None or run.result is None:
+            return progress
+        self.finetuning = None
+        r = run.result
+        tuned = run.tuned
+        training = tuned.metadata.setdefault("training", {})
+        training.update(
+            where="browser finetune",
+            test_accuracy=r["test_after"],
+            finetune={  # the provenance `scribblenet finetune` writes too
+                "digits": "My digits (this browser)",
+                "n_digits": r["n"],
+                "base_test_accuracy": r["test_before"],
+                "folds": r["folds"],
+                "own_accuracy_before": r["own_before"],
+                "own_accuracy_after": r["own_after"],
+                "config": run.config.to_dict(),
+            },
+        )
+        self._use(tuned, "finetuned")
+        message = (
+            f"Fine-tuned on your {r['n']} digits: {r['own_before']:.0%} → {r['own_after']:.0%} "
+            f"of your held-out digits read right; MNIST test {r['test_before']:.1%} → "
+            f"{r['test_after']:.1%}."
+        )
+        done: dict[str, Any] = {"type": "done", "kind": "finetune", "reason": "finished"}
+        done["message"] = message
+        done.update(model=self.describe(), result=_plain(r), file=self.export_model())
+        return [*progress, done]
+
+    @staticmethod
+    def _digits(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        """n·784 image bytes and n label bytes → (X (n, 784) uint8, y (n,) uint8), checked."""
+        X, y = np.frombuffer(bytes(images), np.uint8), np.frombuffer(bytes(labels), np.uint8)
+        if X.size != 784 * y.size:
+            raise ValueError(f"{X.size} image bytes do not make {y.size} images of 28×28")
+        if y.size and y.max() > 9:
+            raise ValueError("labels must be digits 0-9")
+        return X.reshape(-1, 784), y
+
+    def export_digits(self, images: Any, labels: Any) -> bytes:
+        """ "My digits" as a file (`digits_to_bytes`), for `scribblenet finetune --digits`."""
+        X, y = self._digits(images, labels)
+        return digits_to_bytes(X, y)
+
+    def import_digits(self, data: Any) -> dict[str, Any]:
+        """Read a "My digits" file: {ok, n, images (n·784 bytes), labels (n bytes)} or an error."""
+        try:
+            X, y = digits_from_bytes(bytes(data))
+        except DigitsFileError as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a damaged zip member can fail deep inside zlib/zipfile
+            return {"ok": False, "error": f"not a digits file ({type(exc).__name__}: {exc})"}
+        return {"ok": True, "n": len(y), "images": X.tobytes(), "labels": y.tobytes()}
+
     def train_chunk(self, budget_ms: float, max_batches: int | None = None) -> list[dict[str, Any]]:
         """Train whole batches for about `budget_ms` milliseconds (at least one); page-ready events.
 
@@ -256,9 +366,11 @@ class Session:
         `max_batches` caps the chunk as well. A first epoch that diverges leaves no good weights
         of this run, so the model in use before training (the pretrained one, say) comes back.
         """
+        seconds = max(0.0, float(budget_ms)) / 1000
+        if self.finetuning is not None:
+            return self._finetune_chunk(seconds)
         if self.trainer is None:
             return []
-        seconds = max(0.0, float(budget_ms)) / 1000
         try:
             events = [_plain(e) for e in self.trainer.run(max_batches, seconds)]
         except Exception as exc:  # a bug or out-of-memory: the page must hear of it, not hang
@@ -269,12 +381,28 @@ class Session:
             if event["type"] == "epoch" and "test_accuracy" in event and self.net is not None:
                 training = self.net.metadata.setdefault("training", {})
                 training.update(epochs=event["epoch"], test_accuracy=event["test_accuracy"])
+        self._add_weights(events)
         last = events[-1]
         if last.get("type") == "done":
             events[-1] = self._finish("finished", "Training finished.", file=self.export_model())
         elif last.get("type") == "diverged":
             events[-1] = self._diverged(last)
         return events
+
+    def _add_weights(self, events: list[dict[str, Any]]) -> None:
+        """Add a "weights" event (live first-layer tiles) after each epoch, else once a second.
+
+        Only after whole batches (a batch part changes no weight), never after a divergence
+        (those weights are being thrown away), and before "done": the run's final weights.
+        """
+        kinds = {e["type"] for e in events}
+        now = time.perf_counter()
+        due = "epoch" in kinds or now - self._weights_sent >= WEIGHTS_EVERY_S
+        if not due or "batch" not in kinds or "diverged" in kinds or self.trainer is None:
+            return
+        self._weights_sent = now
+        weights = {"type": "weights", **self.weight_tiles(), "step": self.trainer.step}
+        events.insert(len(events) - (events[-1]["type"] == "done"), weights)
 
     def _diverged(self, event: dict[str, Any]) -> dict[str, Any]:
         """The done event of a diverged run, bringing back the previous model after epoch 1."""
@@ -307,6 +435,12 @@ class Session:
 
         reason : "stopped" (the user asked) or "replaced" (another model or run took over).
         """
+        if self.finetuning is not None:
+            self.finetuning = None
+            kept = SOURCE_LABELS.get(self.source, "the previous model")
+            message = f"Fine-tuning stopped; {kept} is still in use."
+            return {"type": "done", "kind": "finetune", "reason": reason, "message": message,
+                    "model": self.describe()}  # fmt: skip
         if self.trainer is None or self.net is None:
             return None
         trainer = self.trainer
@@ -353,17 +487,11 @@ class Session:
         "message" ("Not sure — it might be a 7 or a 1", "That doesn't look like a digit")},
         or {"empty": True, "message"} when there is no digit to read (none, a dot, a full canvas).
         """
-        pixels = alpha if isinstance(alpha, np.ndarray) else np.frombuffer(bytes(alpha), np.uint8)
-        sizes_ok = all(isinstance(n, int) and n >= 1 for n in (width, height))
-        if not sizes_ok or pixels.size != width * height:
-            return {"empty": True, "message": f"the canvas is not {width}×{height} pixels"}
-        ink = pixels.reshape(height, width)  # (h, w)
         if self.net is None:
             return {"empty": True, "message": "the model is still loading"}
-        try:
-            image = ink_to_mnist(ink)  # (28, 28) uint8
-        except ValueError as exc:  # EmptyInkError ("draw a digit …") or a canvas full of ink
-            return {"empty": True, "message": str(exc)}
+        image = self._read_ink(alpha, width, height)
+        if isinstance(image, dict):
+            return image
         judgement = self.calibration().judge(self.net, image.reshape(1, 784))
         p = judgement.probabilities[0]  # (10,) float64, calibrated
         verdict = str(judgement.verdict[0])
@@ -377,6 +505,81 @@ class Session:
         if verdict != "digit":
             result["message"] = judgement.message()
         return result
+
+    @staticmethod
+    def _read_ink(alpha: Any, width: int, height: int) -> np.ndarray | dict[str, Any]:
+        """A canvas's alpha channel (height·width bytes) → its 28×28 uint8 network input.
+
+        Or {"empty": True, "message"} when there is nothing to read (none, a dot, a full canvas).
+        """
+        pixels = alpha if isinstance(alpha, np.ndarray) else np.frombuffer(bytes(alpha), np.uint8)
+        sizes_ok = all(isinstance(n, int) and n >= 1 for n in (width, height))
+        if not sizes_ok or pixels.size != width * height:
+            return {"empty": True, "message": f"the canvas is not {width}×{height} pixels"}
+        try:
+            image: np.ndarray = ink_to_mnist(pixels.reshape(height, width))  # (28, 28) uint8
+        except ValueError as exc:  # EmptyInkError ("draw a digit …") or a canvas full of ink
+            return {"empty": True, "message": str(exc)}
+        return image
+
+    def digitize(self, alpha: Any, width: int, height: int) -> dict[str, Any]:
+        """A drawing as the network's 28×28 input, for "My digits": {empty, input28 | message}."""
+        image = self._read_ink(alpha, width, height)
+        if isinstance(image, dict):
+            return image
+        return {"empty": False, "input28": image.reshape(-1).tolist()}
+
+    def explain_ink(self, alpha: Any, width: int, height: int) -> dict[str, Any]:
+        """Why the current model reads a drawing as it does: `insight.explain_reply`'s reply.
+
+        Saliency, runner-up, hidden activations, and once the dataset is in, the 8 nearest
+        MNIST test images; or {"empty": True, "message"} when there is nothing to read.
+        """
+        if self.net is None:
+            return {"empty": True, "message": "the model is still loading"}
+        image = self._read_ink(alpha, width, height)
+        if isinstance(image, dict):
+            return image
+        view = self._test_view() if self.data is not None else None
+        return explain_reply(self.net, image, self.calibration().temperature, view)
+
+    def _test_view(self) -> TestSetView:
+        """The current model's `TestSetView`, made once per weights (10,000 forward passes)."""
+        assert self.net is not None and self.data is not None
+        key = (id(self.net), model_digest(self.net))
+        if self._view is None or self._view[0] != key:
+            d = self.data
+            self._view = (
+                key,
+                TestSetView(self.net, d.X_test, d.y_test, self.calibration().temperature),
+            )
+        return self._view[1]
+
+    def weight_tiles(self) -> dict[str, Any]:
+        """The first layer's weights as tiles (`insight.weights_reply`), or {ok: False, error}.
+
+        epoch : completed epochs of the run in progress, else of the model's training (or None).
+        """
+        if self.net is None:
+            return {"ok": False, "error": "the model is still loading"}
+        if self.trainer is not None:
+            return weights_reply(self.net, self.trainer.epoch)
+        epochs = self.net.metadata.get("training", {}).get("epochs")
+        return weights_reply(self.net, epochs if isinstance(epochs, int) else None)
+
+    def confusion(self) -> dict[str, Any]:
+        """The current model's confusion matrix on the test set (`TestSetView.confusion`)."""
+        if self.net is None or self.data is None:
+            return {"ok": False, "error": "the test images are still loading"}
+        return self._test_view().confusion()
+
+    def mistakes(self, true: int, pred: int) -> dict[str, Any]:
+        """The test images of one confusion cell (`TestSetView.mistakes`), or {ok: False, error}."""
+        if not all(isinstance(d, int) and 0 <= d <= 9 for d in (true, pred)):
+            return {"ok": False, "error": f"not a cell of the matrix: {true!r:.10}, {pred!r:.10}"}
+        if self.net is None or self.data is None:
+            return {"ok": False, "error": "the test images are still loading"}
+        return self._test_view().mistakes(true, pred)
 
     def test_digit(self, seed: int | None = None) -> dict[str, Any]:
         """A random image of the loaded MNIST test set, for "Try a test digit" on the page.

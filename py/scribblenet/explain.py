@@ -1,0 +1,170 @@
+"""What a trained network has learned, and why it read a drawing as it did.
+
+Everything is computed by the network's own forward and backward passes and returned as small
+uint8 or float arrays, ready to paint: a saliency map (∂ log p(digit) / ∂ input), the hidden
+layers' activations, the nearest reference images in the last hidden layer's space (cosine),
+the first layer's weights as 28×28 tiles, and the test images behind a confusion-matrix cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import Network
+
+__all__ = [
+    "MAX_TILES",
+    "NEIGHBOURS",
+    "Explanation",
+    "HiddenSpace",
+    "activation_strips",
+    "confusion_examples",
+    "explain",
+    "saliency",
+    "weight_tiles",
+]
+
+MAX_TILES = 64  # first-layer units shown: an 8×8 grid stays readable on a phone
+NEIGHBOURS = 8
+SIDE = 28  # the images are 28×28
+
+
+def _to_uint8(x: np.ndarray, signed: bool) -> np.ndarray:
+    """Values scaled to their own max |x| → uint8: signed maps 0 to 128, else 0 to 0."""
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    scaled = x / top if top > 0 else np.zeros_like(x)
+    levels = 128 + 127 * scaled if signed else 255 * np.clip(scaled, 0, 1)
+    out: np.ndarray = np.rint(levels).astype(np.uint8)
+    return out
+
+
+def saliency(net: Network, image: np.ndarray, digit: int) -> np.ndarray:
+    """∂ log p(digit) / ∂ pixel for one image (784,) uint8, scaled to [-1, 1], as (784,) float.
+
+    Positive: more ink there would raise the digit's probability; negative: lower it. The plain
+    gradient, not input × gradient: it also shows where missing ink counts against the digit
+    (the gap that would make a 4 a 9), which input × gradient hides on blank pixels.
+    """
+    g = net.input_gradient(np.asarray(image).reshape(1, -1), np.array([digit]))[0]  # (784,)
+    g = g.astype(np.float64)
+    top = float(np.max(np.abs(g)))
+    scaled: np.ndarray = g / top if top > 0 else g
+    return scaled
+
+
+def activation_strips(net: Network, image: np.ndarray) -> list[dict[str, object]]:
+    """Each hidden layer's activations for one image: [{units, values: uint8 list, signed}].
+
+    Values are scaled to the layer's own max |a|; signed (tanh) layers map 0 to 128.
+    """
+    strips: list[dict[str, object]] = []
+    for A in net.hidden_activations(np.asarray(image).reshape(1, -1)):
+        a = A[0]  # (units,)
+        signed = bool(a.min() < 0)
+        strips.append({"units": len(a), "values": _to_uint8(a, signed).tolist(), "signed": signed})
+    return strips
+
+
+def weight_tiles(net: Network, n: int = MAX_TILES) -> np.ndarray:
+    """The first layer's weights into its first n units as tiles (n, 784) uint8, 128 = zero.
+
+    Each tile is scaled to its own max |w|, so a unit's pattern shows whatever its size; 64
+    tiles are 50 kB, cheap enough to send every second while training.
+    """
+    W = net.dense[0].W[:, :n].T  # (n, 784)
+    top = np.max(np.abs(W), axis=1, keepdims=True)  # (n, 1)
+    scaled = W / np.where(top > 0, top, 1)  # (n, 784) in [-1, 1]
+    tiles: np.ndarray = np.rint(128 + 127 * scaled).astype(np.uint8)
+    return tiles
+
+
+class HiddenSpace:
+    """Reference images embedded in a network's last hidden layer, for nearest-neighbour lookups.
+
+    Parameters
+    ----------
+    net : the network; its last hidden layer is the space (the input itself if it has none).
+    X : (m, 784) uint8 reference images (the MNIST test set in the page).
+    """
+
+    def __init__(self, net: Network, X: np.ndarray):
+        self.X = X
+        self._net = net
+        self.E = self._embed(X)  # (m, h) unit rows
+
+    def _embed(self, X: np.ndarray) -> np.ndarray:
+        """(n, h) rows of the last hidden layer, normalised to unit length."""
+        hidden = self._net.hidden_activations(X)
+        E = (hidden[-1] if hidden else self._net._as_input(X)).astype(np.float32)  # (n, h)
+        norms = np.linalg.norm(E, axis=1, keepdims=True)  # (n, 1)
+        E /= np.where(norms > 0, norms, 1)
+        return E
+
+    def nearest(self, image: np.ndarray, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+        """The k most similar reference images to one image (784,): (indices (k,), cosines (k,))."""
+        e = self._embed(np.asarray(image).reshape(1, -1))[0]  # (h,)
+        similarity = self.E @ e  # (m,)
+        k = min(k, len(similarity))
+        top = np.argpartition(-similarity, k - 1)[:k] if k else np.zeros(0, np.intp)  # (k,)
+        order = top[np.argsort(-similarity[top], kind="stable")]
+        return order, similarity[order]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why the network read one image as it did."""
+
+    digit: int
+    probability: float
+    runner_up: int
+    runner_up_probability: float
+    saliency: np.ndarray  # (784,) float in [-1, 1]
+    activations: list[dict[str, object]]
+    neighbours: np.ndarray  # (k,) indices into the reference images
+    similarities: np.ndarray  # (k,) cosines
+
+
+def explain(
+    net: Network, image: np.ndarray, probabilities: np.ndarray, space: HiddenSpace | None = None
+) -> Explanation:
+    """Saliency, runner-up, activations and (given a `HiddenSpace`) neighbours for one image.
+
+    probabilities : (10,) the probabilities shown for it (calibrated in the page).
+    """
+    ranked = np.argsort(probabilities)[::-1]  # (10,) best first
+    digit, second = int(ranked[0]), int(ranked[1])
+    if space is None:
+        neighbours, similarities = np.zeros(0, np.intp), np.zeros(0)
+    else:
+        neighbours, similarities = space.nearest(image)
+    return Explanation(
+        digit=digit,
+        probability=float(probabilities[digit]),
+        runner_up=second,
+        runner_up_probability=float(probabilities[second]),
+        saliency=saliency(net, image, digit),
+        activations=activation_strips(net, image),
+        neighbours=neighbours,
+        similarities=similarities,
+    )
+
+
+def confusion_examples(
+    P: np.ndarray, y: np.ndarray, true: int, pred: int, limit: int = 24
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The images of one confusion-matrix cell: (indices, p(pred), how many in all).
+
+    Off the diagonal, the most confident mistakes come first; on it (true == pred), the least
+    confident correct answers, the ones closest to being mistakes.
+
+    Parameters
+    ----------
+    P : (m, 10) probabilities of the test images. y : (m,) their labels.
+    """
+    predicted = P.argmax(axis=1)  # (m,)
+    cell = np.flatnonzero((y == true) & (predicted == pred))  # (c,)
+    p = P[cell, pred]  # (c,)
+    order = np.argsort(p if true == pred else -p, kind="stable")[:limit]
+    return cell[order], p[order], len(cell)
