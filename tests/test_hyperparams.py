@@ -102,7 +102,8 @@ def test_batch_size_checked_against_the_training_set_once() -> None:
 def test_every_config_field_but_the_data_shape_is_a_setting() -> None:
     names = {f.name for f in FIELDS}
     config_fields = {f.name for f in fields(NetworkConfig)} | {f.name for f in fields(TrainConfig)}
-    assert names == config_fields - {"n_inputs", "n_classes"}
+    # "conv" too: the layers field sets both conv and hidden ("conv5x16,pool2,dense128").
+    assert names == config_fields - {"n_inputs", "n_classes", "conv"}
     choices = {f.name: {v for v, _ in f.choices} for f in FIELDS}
     assert choices["activation"] == set(ACTIVATIONS)
     assert choices["init"] == set(INITS)

@@ -178,6 +178,14 @@ def test_mutated_model_file_is_refused_or_valid(edits, cut) -> None:
     assert all(np.isfinite(p).all() for p in net.parameters())
 
 
+def test_a_zip_needing_a_newer_zip_version_is_refused() -> None:
+    data = bytearray(VALID_MODEL)
+    at = data.rfind(b"PK\x01\x02")  # the last central-directory entry
+    data[at + 6] = 64  # "version needed to extract": 6.4, which zipfile does not implement
+    with pytest.raises(ModelFileError, match=r"not a valid \.npz/zip archive"):
+        model_from_bytes(bytes(data))
+
+
 @settings(max_examples=60)
 @given(st.binary(max_size=400))
 def test_random_bytes_are_not_a_model(data: bytes) -> None:

@@ -248,3 +248,23 @@ def test_digits_file_from_the_page_is_the_cli_format(session: Session, tmp_path)
     data = session.export_digits(images, labels)
     X, y = digits_from_bytes(data)
     assert digits_to_bytes(X, y) == data
+
+
+# ── a convolutional network, the same way ────────────────────────────────────────────────────
+
+
+def test_a_cnn_trains_explains_and_shows_its_filters(session: Session) -> None:
+    started = session.start_training({**FORM, "hidden": "conv3x4,pool2,dense16", "epochs": "1"})
+    assert started["ok"], started
+    assert started["model"]["architecture"] == "28x28-conv3x4-pool2-676-16-10"
+    assert started["model"]["layers"] == "conv3x4,pool2,dense16"
+    while session.trainer is not None:
+        session.train_chunk(60_000)
+    tiles = session.weight_tiles()
+    assert tiles["ok"] and tiles["side"] == 3 and tiles["n"] == 4
+    assert len(tiles["tiles"]) == 4 * 3 * 3
+    why = session.explain_ink(ONE.tobytes(), 280, 280)
+    assert why["empty"] is False and len(why["saliency"]) == 784
+    assert [a["units"] for a in why["activations"]] == [16]
+    assert len(why["neighbours"]) == 8
+    assert session.confusion()["n"] == 60

@@ -274,9 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"start from a preset: {names} (default %(default)s)")  # fmt: skip
     for spec in FIELDS:
         choices = "{" + ",".join(v for v, _ in spec.choices) + "}" if spec.choices else None
+        metavar = choices or ("LAYERS" if spec.kind == "layers" else spec.name.upper())
         default = presets[DEFAULT_PRESET].values[spec.name]
         train.add_argument(spec.flag, *spec.aliases, dest=spec.name, type=_checked(spec),
-                           metavar=choices or spec.name.upper(),
+                           metavar=metavar,
                            help=f"{spec.help} (default: {default})")  # fmt: skip
     train.add_argument("--augment", nargs="?", const="basic", choices=("basic", "handwriting"),
                        help="random shifts, rotations, slants (basic); plus pen width and "

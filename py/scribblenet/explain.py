@@ -3,7 +3,8 @@
 Everything is computed by the network's own forward and backward passes and returned as small
 uint8 or float arrays, ready to paint: a saliency map (∂ log p(digit) / ∂ input), the hidden
 layers' activations, the nearest reference images in the last hidden layer's space (cosine),
-the first layer's weights as 28×28 tiles, and the test images behind a confusion-matrix cell.
+the first layer's weights as tiles (28×28 per unit, or k×k per filter of a first conv layer),
+and the test images behind a confusion-matrix cell.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "confusion_examples",
     "explain",
     "saliency",
+    "tile_side",
     "weight_tiles",
 ]
 
@@ -68,16 +70,24 @@ def activation_strips(net: Network, image: np.ndarray) -> list[dict[str, object]
 
 
 def weight_tiles(net: Network, n: int = MAX_TILES) -> np.ndarray:
-    """The first layer's weights into its first n units as tiles (n, 784) uint8, 128 = zero.
+    """The first layer's weights as tiles, (n, side²) uint8, 128 = zero.
 
+    For an MLP, the weights into its first n units: (n, 784), each a 28×28 image. With conv
+    layers, the first conv's first n filters: (n, k²), each k×k (its input is one channel).
     Each tile is scaled to its own max |w|, so a unit's pattern shows whatever its size; 64
     tiles are 50 kB, cheap enough to send every second while training.
     """
-    W = net.dense[0].W[:, :n].T  # (n, 784)
+    first = net.convs[0] if net.convs else net.dense[0]
+    W = first.W[:, :n].T  # (n, 784) or (n, k·k)
     top = np.max(np.abs(W), axis=1, keepdims=True)  # (n, 1)
-    scaled = W / np.where(top > 0, top, 1)  # (n, 784) in [-1, 1]
+    scaled = W / np.where(top > 0, top, 1)  # (n, side²) in [-1, 1]
     tiles: np.ndarray = np.rint(128 + 127 * scaled).astype(np.uint8)
     return tiles
+
+
+def tile_side(net: Network) -> int:
+    """The side of each `weight_tiles` tile: 28 for an MLP's units, k for conv filters."""
+    return net.convs[0].kernel if net.convs else SIDE
 
 
 class HiddenSpace:

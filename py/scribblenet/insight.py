@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .calibration import softmax_t
-from .explain import HiddenSpace, confusion_examples, explain, weight_tiles
+from .explain import HiddenSpace, confusion_examples, explain, tile_side, weight_tiles
 from .network import Network
 from .training import confusion_matrix
 
@@ -102,7 +102,18 @@ def explain_reply(
 
 
 def weights_reply(net: Network, epoch: int | None) -> dict[str, Any]:
-    """{ok, n, tiles (n×784 uint8 bytes, 128 = 0), units, epoch}: the first layer, as tiles."""
+    """{ok, n, side, tiles, units, epoch}: the first layer's weights, as tiles.
+
+    tiles : n × side² uint8 bytes, 128 = 0; side is 28 for an MLP's hidden units, k for the
+    k×k filters of a first conv layer. units : how many units (or filters) the layer has.
+    """
     tiles = weight_tiles(net)
-    units = int(net.dense[0].W.shape[1])
-    return {"ok": True, "n": len(tiles), "tiles": tiles.tobytes(), "units": units, "epoch": epoch}
+    units = int((net.convs[0] if net.convs else net.dense[0]).W.shape[1])
+    return {
+        "ok": True,
+        "n": len(tiles),
+        "side": tile_side(net),
+        "tiles": tiles.tobytes(),
+        "units": units,
+        "epoch": epoch,
+    }

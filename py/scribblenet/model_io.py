@@ -3,10 +3,14 @@
 Layout (format version 1):
 
 - ``W1, b1, …, WL, bL``: float32 or float64 arrays, W_i of shape (in, out), b_i of shape (out,).
+- with conv layers, before them ``conv1_W, conv1_b, …``: conv_i_W of shape (k·k·c_in, c_out)
+  (``reshape(k, k, c_in, c_out)`` is the kernel), conv_i_b of shape (c_out,). A kernel's
+  shape does not say its padding or the pooling after it: the "conv" list of the network's
+  config does, e.g. ["conv5x16", "pool2", "conv3x32same"].
 - ``metadata``: uint8 array holding UTF-8 JSON::
 
     {"format": "scribblenet-model", "version": 1,
-     "network": {NetworkConfig fields},
+     "network": {NetworkConfig fields; "conv" only when there are conv layers},
      "input": {"shape": [28, 28], "scale": 1/255, "background": 0},
      "classes": [0, …, 9], "training": {...free-form provenance...}}
 
@@ -17,7 +21,6 @@ used, so a hostile file can at worst be rejected with a `ModelFileError`.
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import math
 import os
@@ -129,7 +132,8 @@ def check_npz(
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+    # NotImplementedError: a zip asking for a newer zip version (e.g. one damaged byte).
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
         raise error(f"not a {what} file: not a valid .npz/zip archive ({exc})") from None
     declared = sum(info.file_size for info in infos)
     if declared > max_bytes:
@@ -164,13 +168,6 @@ def npy_header(
     except Exception as exc:  # a bad magic, header or deflate stream: all "not an array"
         raise error(f"entry {name!r} is not a valid .npy array ({exc})") from None
     return tuple(shape), np.dtype(dtype)
-
-
-def _expected_shapes(config: NetworkConfig) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {}
-    for i, (n_in, n_out) in enumerate(itertools.pairwise(config.sizes), start=1):
-        shapes[f"W{i}"], shapes[f"b{i}"] = (n_in, n_out), (n_out,)
-    return shapes
 
 
 def _json_depth(text: str) -> int:
@@ -324,8 +321,8 @@ def model_from_bytes(
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"metadata describes an invalid network: {exc}") from None
-        expected = _expected_shapes(config)
-        n_parameters = sum(math.prod(shape) for shape in expected.values())
+        expected = config.parameter_shapes()
+        n_parameters = config.n_parameters
         if max_parameters is not None and n_parameters > max_parameters:
             raise ModelFileError(
                 f"the network has {n_parameters:,} parameters; at most {max_parameters:,} are "
@@ -336,7 +333,7 @@ def model_from_bytes(
             missing = sorted(set(expected) - present)
             extra = sorted(present - set(expected))
             raise ModelFileError(
-                f"arrays do not match the architecture {config.sizes}: "
+                f"arrays do not match the architecture {config.architecture}: "
                 f"missing {missing or 'none'}, unexpected {extra or 'none'}"
             )
         dtype = np.dtype(config.dtype)
@@ -350,6 +347,9 @@ def model_from_bytes(
                 raise ModelFileError(f"{name} has dtype {declared_dtype}, expected {dtype}")
             if declared_shape != shape:
                 raise ModelFileError(f"{name} has shape {declared_shape}, expected {shape}")
+            # NumPy allocates the whole array before it reads a byte: the member must hold it.
+            if math.prod(shape) * dtype.itemsize > sizes[name + ".npy"]:
+                raise ModelFileError(f"{name} is shorter than its {shape} {dtype} values")
         arrays = {}
         for name, shape in expected.items():
             arr = load_npz_member(npz, name)

@@ -92,12 +92,14 @@ class Session:
                 settings = form_values(c, TrainConfig.from_dict(config))
         except (AttributeError, TypeError, ValueError):  # old, foreign or hostile metadata
             pass
-        architecture = "-".join(str(s) for s in c.sizes)
+        architecture = c.architecture
         return {
             "source_label": SOURCE_LABELS.get(self.source, self.source),
             "settings": settings,
             "architecture": architecture,
             "name": f"{architecture} ({c.activation})",
+            "layers": c.spec,
+            "conv": list(c.conv),
             "hidden": list(c.hidden),
             "activation": c.activation,
             "init": c.init,

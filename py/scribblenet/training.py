@@ -7,7 +7,6 @@ to the page between chunks so that stop, pause and predict get through mid-train
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .config import NetworkConfig, TrainConfig
-from .network import Network
+from .conv import eval_chunk
+from .network import Network, eval_rows
 from .optimizers import make_optimizer
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
     "training_bytes",
 ]
 
-# The most arithmetic one forward/backward pass may do (~6 flops per parameter per example):
+# The most arithmetic one forward/backward pass may do (`NetworkConfig.flops_per_example`):
 # tens of milliseconds in a browser tab. A batch that needs more is computed in micro-batches
 # with its gradients accumulated, so a caller with a time budget gets control back in between,
 # and memory grows with the micro-batch, not the batch.
@@ -47,23 +47,46 @@ def trainer_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(init_seq), np.random.default_rng(data_seq)
 
 
-def micro_batch_rows(n_parameters: int, batch_size: int) -> int:
-    """Rows per forward/backward pass so one pass stays within `MICRO_BATCH_FLOPS`."""
-    return max(1, min(batch_size, MICRO_BATCH_FLOPS // (6 * max(n_parameters, 1))))
+def micro_batch_rows(
+    n_parameters: int, batch_size: int, flops_per_example: int | None = None
+) -> int:
+    """Rows per forward/backward pass so one pass stays within `MICRO_BATCH_FLOPS`.
+
+    Parameters
+    ----------
+    n_parameters : the network's parameter count.
+    batch_size : rows in a whole batch.
+    flops_per_example : a pass's arithmetic per row (`NetworkConfig.flops_per_example`); None
+        means a dense network's 6 per parameter. Conv layers use each weight once per output
+        pixel, so their passes cost far more than their parameter count says.
+    """
+    flops = 6 * max(n_parameters, 1) if flops_per_example is None else max(flops_per_example, 1)
+    return max(1, min(batch_size, MICRO_BATCH_FLOPS // flops))
 
 
 def training_bytes(network: NetworkConfig, config: TrainConfig, n_train: int) -> int:
     """About how much memory a Trainer adds for this network, beyond the data it is given."""
     sizes = network.sizes
-    n_params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    n_params = network.n_parameters
     batch = min(config.batch_size or n_train, n_train)
-    rows = micro_batch_rows(n_params, batch)
+    rows = micro_batch_rows(n_params, batch, network.flops_per_example)
     state = {"sgd": 0, "momentum": 1, "adam": 2}[config.optimizer]
     split = rows < batch
     # weights, gradients, the epoch-start snapshot, optimiser state, split-batch gradient sums
     copies = 3 + state + split
-    activations = rows * (sizes[0] + 3 * sum(sizes[1:]))  # scaled input; Z, A, dA per layer
+    # The scaled input, Z, A and dA per dense layer; conv patches and outputs too.
+    activations = rows * network.activation_floats_per_example
     evaluation = min(_EVAL_ROWS, n_train) * sum(sizes[1:])  # the test pass, in chunks
+    shapes = network.conv_shapes()
+    if shapes:  # behind conv layers, in smaller chunks, each layer's output and patches
+        eval_n = min(eval_rows(network), n_train)
+        evaluation = eval_n * (network.n_inputs + sum(sizes[1:]))
+        for layer, shape in zip(network.conv_layers, shapes, strict=False):
+            oh, ow, c_out = layer.output_shape(shape)
+            evaluation += eval_n * oh * ow * c_out
+            if layer.kind == "conv":  # the patches of a chunk, kept by the layer
+                patches = oh * ow * layer.size**2 * shape[2]
+                evaluation += min(eval_chunk(patches), eval_n) * patches
     return np.dtype(network.dtype).itemsize * (copies * n_params + activations + evaluation)
 
 
@@ -140,7 +163,9 @@ class Trainer:
             self.optimizer.fused = getattr(net.backend, "adam_update", None)
         self.batch_size = config.batch_size or n
         self.n_batches = math.ceil(n / self.batch_size)
-        self.micro_batch = micro_batch_rows(net.n_parameters, self.batch_size)
+        self.micro_batch = micro_batch_rows(
+            net.n_parameters, self.batch_size, net.config.flops_per_example
+        )
         # uint8 pixels stay uint8 and each (micro-)batch is scaled as it is gathered: a float copy
         # of 60k images is 188 MB, too much for a browser tab. One batch of one pass scales once.
         one_pass = self.n_batches == 1 and self.micro_batch == self.batch_size
