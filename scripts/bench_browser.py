@@ -10,10 +10,11 @@ module of scripts/bench/ that says what it measures and how:
     tfjs                        4. the same MLP trained by TensorFlow.js's wasm backend
     train       click_train.py  5. click Train -> 97.5 % test accuracy (default preset, --form)
     memory                      6. worker heap and renderer RSS while training
+    finetune    finetune_page.py 7. fine-tune on 50 digits in the page's worker
     --profile   step_profile.py    where the page's training step spends its time (cProfile)
 
     .venv/bin/python scripts/bench_browser.py [--json bench.json] [--repeats 3] [--dist DIR]
-        [--only coldstart,throughput,tfjs,native,train,memory] [--form k=v,...] [--tune]
+        [--only coldstart,throughput,tfjs,native,train,memory,finetune] [--form k=v,...] [--tune]
         [--profile]
 
 Every figure is a best of --repeats because the machine is shared. Not a test: the figures
@@ -33,13 +34,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
 import click_train  # the sections, scripts/bench/*.py
 import coldstart
+import finetune_page
 import harness
 import step_profile
 import throughput
 
 __all__ = ["main"]
 
-SECTIONS = ("coldstart", "throughput", "tfjs", "native", "train", "memory")
+SECTIONS = ("coldstart", "throughput", "tfjs", "native", "train", "memory", "finetune")
 
 
 def parse_form(text: str) -> dict[str, str]:
@@ -71,6 +73,8 @@ def run_sections(r: harness.Run, args: argparse.Namespace) -> dict[str, Any]:
     if only & {"train", "memory"}:
         forms = args.form + (click_train.TUNE_FORMS if args.tune else [])
         out["train"] = click_train.run(r, forms if "train" in only else [])
+    if "finetune" in only:
+        out["finetune"] = harness.guarded("fine-tune", finetune_page.run, r)
     return out
 
 
@@ -85,7 +89,7 @@ def report(result: dict[str, Any]) -> str:
         add(f"note: {note}")
     add("")
     sections = [("coldstart", coldstart), ("throughput", throughput), ("profile", step_profile),
-                ("train", click_train)]  # fmt: skip
+                ("train", click_train), ("finetune", finetune_page)]  # fmt: skip
     targets: dict[str, tuple[Any, bool | None]] = {}
     for key, module in sections:
         figures = result.get(key)

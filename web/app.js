@@ -8,20 +8,35 @@
 //    and sends "train" → worker.js → Session.start_training, then train-loop.js calls
 //    Session.train_chunk until the run ends → "batch", "progress", "epoch", "done" → events()
 //    below → train-panel.js: progress, charts, and at "done" the model panel and IndexedDB.
+//  - "This is a 7" under the pad: teach-panel.js sends "digitize" → Session.digitize → the
+//    28×28 image, kept in My digits (my-digits.js, IndexedDB). Fine-tune sends them all as
+//    "finetune" → Session.start_finetune, then the same train-loop.js → "finetune" progress and
+//    "done" events → teach-panel.js (before → after figures), then train-panel.js as above.
+//  - Inside the network: each reading is followed by "explain" (explain-panel.js); each new
+//    current model (model-panel.js's showModel) by "weights" (weights-panel.js; live events
+//    while training) and, outside a run, "confusion", whose cells ask for "mistakes"
+//    (mistakes-gallery.js).
 //
 // The worker was started by spawn.js before these modules loaded; worker-life.js takes it over,
 // boots it, and restarts it if it dies.
+import "./explain-panel.js"; // "Why did it say that?" under the prediction
+import { showModelConfusion } from "./mistakes-gallery.js";
 import { renderHistory, showModel } from "./model-panel.js";
 import { $, debugHooks, setStatus, state, updateButtons } from "./page-state.js";
 import { clearDrawing, rereadDrawing } from "./predict-panel.js";
 import { buildForm } from "./train-form.js";
+import { fineTuneEvent } from "./teach-panel.js";
 import { dataReady, stopTraining, trainingEvent } from "./train-panel.js";
+import { showLiveWeights } from "./weights-panel.js";
 import { startWorkerLife } from "./worker-life.js";
 
 /** The worker's events, other than the loading stages and its death (worker-life.js's). */
 function events(msg) {
-  if (msg.type === "dataset") dataReady(msg);
-  else trainingEvent(msg);
+  if (msg.type === "dataset") {
+    dataReady(msg);
+    showModelConfusion(); // the test images are in: the current model's confusion matrix
+  } else if (msg.type === "weights") showLiveWeights(msg);
+  else if (!fineTuneEvent(msg)) trainingEvent(msg);
 }
 
 // For tests (?debug): deliver an event as if the worker had sent it, to stage races.

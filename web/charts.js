@@ -1,6 +1,7 @@
 // Live training charts (uPlot): cost per batch and per epoch, accuracy per epoch, and the
-// confusion matrix of the last epoch. Data arrive many times a second; drawing happens at most
-// once per animation frame.
+// confusion matrix of the last epoch (or of the current model, mistakes-gallery.js), whose cells
+// open the images behind them. Data arrive many times a second; drawing happens at most once
+// per animation frame.
 //
 // Optional by design: train-panel.js imports this module dynamically and the page works without
 // it (drawing, predicting and training never wait for it). uPlot is imported here, not at the
@@ -137,7 +138,7 @@ export class TrainingCharts {
     this.accData[1].push(100 * e.train_accuracy);
     this.accData[2].push(e.test_accuracy == null ? null : 100 * e.test_accuracy);
     this.#schedule();
-    if (e.confusion) this.showConfusion(e.confusion, e.epoch);
+    if (e.confusion) this.showConfusion(e.confusion, `Confusion matrix after epoch ${e.epoch} (test set)`);
   }
 
   #schedule() {
@@ -173,15 +174,21 @@ export class TrainingCharts {
     return `Accuracy chart: epoch ${epochs.at(-1)}, train ${pct(train.at(-1))}, test ${pct(test.at(-1))}`;
   }
 
-  /** Fill the 10×10 table: row = true digit, column = predicted; shade ∝ row share. */
-  showConfusion(matrix, epoch) {
+  /**
+   * Fill the 10×10 table: row = true digit, column = predicted; shade ∝ row share. `title` says
+   * whose matrix it is. Each cell is a button (mistakes-gallery.js listens on the table); the
+   * table is one stop for Tab, at its last focused cell (data-cell), the arrow keys move within.
+   */
+  showConfusion(matrix, title = "Confusion matrix (test set)") {
     const table = this.els.confusion;
+    // A cell with the keyboard focus keeps it across a redraw (a new epoch's matrix, say).
+    const focused = table.contains(document.activeElement) ? { ...document.activeElement.dataset } : null;
     table.replaceChildren();
     table.hidden = !matrix;
     this.els.confusionEmpty.hidden = Boolean(matrix);
     if (!matrix) return;
     table.createCaption().textContent =
-      `Confusion matrix after epoch ${epoch} (test set): rows are the true digit, columns the prediction`;
+      `${title}: rows are the true digit, columns the prediction. Choose a cell to see its images.`;
     const head = table.createTHead().insertRow();
     const corner = head.appendChild(document.createElement("th"));
     corner.innerHTML = '<abbr title="true digit (rows) and predicted digit (columns)">true\\pred</abbr>';
@@ -203,7 +210,12 @@ export class TrainingCharts {
         const share = count / total;
         td.className = i === j ? "hit" : count ? "miss" : "";
         td.style.setProperty("--share", share.toFixed(3));
+        Object.assign(td.dataset, { testid: "confusion-cell", true: i, pred: j });
+        td.tabIndex = `${i},${j}` === (table.dataset.cell ?? "0,0") ? 0 : -1;
+        td.setAttribute("role", "button");
+        td.setAttribute("aria-label", `true ${i}, predicted ${j}: ${count} image${count === 1 ? "" : "s"}`);
       });
     });
+    if (focused?.true) table.querySelector(`[data-true="${focused.true}"][data-pred="${focused.pred}"]`)?.focus();
   }
 }

@@ -13,7 +13,12 @@ const SOURCE = {
   trained: "trained here",
   uploaded: "uploaded",
   saved: "saved in this browser",
+  finetuned: "fine-tuned on your digits",
 };
+
+const modelListeners = [];
+/** Hear of every model shown as the current one (its weights, its confusion matrix…). */
+export const onModelShown = (listener) => modelListeners.push(listener);
 
 /** Show a Session.describe() (see protocol.js); nothing happens for a missing one. */
 export function showModel(model) {
@@ -23,6 +28,7 @@ export function showModel(model) {
   $("model-info").dataset.source = model.source;
   // The form says how the current model was made, unless that was not in this page.
   if (model.settings && model.source !== "pretrained" && !state.training) showSettings(model.settings);
+  for (const listener of modelListeners) listener(model);
 }
 
 function describe(info, source) {

@@ -8,9 +8,9 @@ export const pageQuery = new URLSearchParams(location.search);
 export const DEBUG = pageQuery.has("debug");
 
 // ready: the worker can predict; dataReady: it can train; formReady: the form is built;
-// training: {paused, started, pausedAt?} during a run; model: the current model's description;
-// restarts: times of automatic worker restarts; notice: why the worker was restarted, kept in
-// the status line until the next training run.
+// training: {paused, started, pausedAt?, kind?} during a run (kind "finetune": fine-tuning on
+// My digits); model: the current model's description; restarts: times of automatic worker
+// restarts; notice: why the worker was restarted, kept in the status line until the next run.
 export const state = {
   ready: false,
   dataReady: false,
@@ -49,4 +49,8 @@ export function updateButtons() {
   $("upload-button").disabled = !state.ready;
   $("pause").textContent = state.training?.paused ? "Resume" : "Pause";
   $("pause").setAttribute("aria-pressed", String(Boolean(state.training?.paused)));
+  for (const update of buttonUpdates) update();
 }
+
+/** Panels whose buttons also depend on the state above (e.g. Fine-tune) add their update here. */
+export const buttonUpdates = [];

@@ -21,6 +21,15 @@ let inkEdits = 0; // strokes and clears: a test image arriving after either is n
 let tries = 0; // presses of "Try a test digit": only the latest one's image is shown
 let predicting = null; // the request in flight
 let predictAgain = false;
+let predicted = null; // hears of each reading shown (explain-panel.js): see onPredicted
+
+/**
+ * Call `listener({result, ink})` whenever a prediction is shown for the ink now on the pad (ink:
+ * {alpha, width, height}, a copy of what was read) and `listener(null)` when the pad is cleared.
+ */
+export function onPredicted(listener) {
+  predicted = listener;
+}
 
 function stroked() {
   inkEdits++;
@@ -36,9 +45,11 @@ async function predict() {
   const asked = generation;
   prediction.setAttribute("aria-busy", "true");
   const { alpha, width, height } = pad.alpha();
+  const ink = predicted && { alpha: alpha.slice(0), width, height }; // the original is transferred
   predicting = request("predict", { alpha, width, height }, [alpha]);
+  let result = null;
   try {
-    const result = await predicting;
+    result = await predicting;
     if (asked === generation) showPrediction(result);
   } catch (err) {
     if (asked === generation) showPrediction({ empty: true, message: shortError(err) });
@@ -48,6 +59,8 @@ async function predict() {
     predictAgain = false;
     if (again) predict();
     else prediction.setAttribute("aria-busy", "false");
+    // Only the ink still on the pad, and no newer reading coming: strokes made meanwhile win.
+    if (!again && asked === generation && ink) predicted(result ? { result, ink } : null);
   }
 }
 
@@ -91,6 +104,13 @@ export function rereadDrawing() {
   if (pad.hasInk) predict();
 }
 
+/** The pad's ink now ({alpha, width, height}, see draw.js) and `unchanged()`: true while no
+ *  stroke or clear came after it, so that a teach button clears only the ink it labelled. */
+export function currentInk() {
+  const edits = inkEdits;
+  return { ...pad.alpha(), unchanged: () => edits === inkEdits };
+}
+
 export function clearDrawing() {
   inkEdits++;
   pad.clear();
@@ -99,6 +119,7 @@ export function clearDrawing() {
   prediction.setAttribute("aria-busy", "false");
   showPrediction(null);
   showTestLabel(null);
+  predicted?.(null);
 }
 $("clear").addEventListener("click", clearDrawing);
 

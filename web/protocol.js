@@ -24,6 +24,26 @@
 //  export     {}                                    exported   {bytes: ArrayBuffer (transferred)}
 //  import     {bytes: ArrayBuffer, source?:         model      {ok, model | error}
 //              the history entry's, else uploaded}
+//  explain    {alpha, width, height}  (as predict)  explanation {empty: false, digit, probability,
+//                                                              runner_up: {digit, probability},
+//                                                              saliency[784] (-1..1), neighbours:
+//                                                              [{image, label, index, similarity}],
+//                                                              activations: [{units, values, signed}]}
+//                                                              | {empty: true, message}
+//  weights    {}                                    weights    {ok, n, tiles (n×784 uint8, 128 = 0),
+//                                                              units, epoch} | {ok: false, error}
+//  confusion  {}  (after the data)                  confusion  {ok, matrix (10×10), accuracy, n}
+//                                                              | {ok: false, error}
+//  mistakes   {true, pred}  (a confusion cell)      mistakes   {ok, true, pred, total, items: [{image,
+//                                                              index, probability}] (≤ 24)}
+//  digitize   {alpha, width, height}  (as predict)  digitized  {empty: false, input28[784]}
+//                                                              | {empty: true, message}
+//  digits_export  {images: ArrayBuffer (n×784),     digits_file {bytes: ArrayBuffer (transferred)}
+//              labels: ArrayBuffer (n), uint8}                 ("My digits" as an .npz file)
+//  digits_import  {bytes: ArrayBuffer}              digits     {ok, n, images, labels (ArrayBuffers,
+//                                                              transferred)} | {ok: false, error}
+//  finetune   {images, labels} (as digits_export)   started    {ok, errors?, model, n, kind}
+//                                                              (then "finetune" events and "done")
 //  ping       {}                                    pong       (the page's liveness check)
 //  debug      {action: memory}                      memory     {heap, objects}
 //   (only     {action: throw | close}               debugged   (then it throws, or goes silent)
@@ -39,20 +59,26 @@
 //  progress   a big batch split in parts  {epoch, batch, n_batches, step, total_steps,
 //             stopped part-way (a chunk)   batch_fraction}
 //  epoch      the Trainer's epoch event   {epoch, cost, train_accuracy, test_accuracy, confusion}
+//  weights    a run's first layer, live   {n, tiles, units, epoch, step} as the weights reply:
+//             (not when fine-tuning)       about once a second, and after each epoch
+//  finetune   fine-tuning's progress      {phase: cross-validating|fine-tuning, fold, folds,
+//                                          fraction: of the whole job, message}
 //  done       training ended              {reason: finished|stopped|replaced|diverged|error,
 //                                          model, message, file?, stopped_model?}, made by the
 //                                          Session, posted as is; "replaced": before a train,
 //                                          reset or import reply. file: the run's model (bytes)
 //                                          for the history; stopped/replaced runs keep the
 //                                          previous model current (model) and hand over theirs
-//                                          (stopped_model)
+//                                          (stopped_model). Fine-tuning's: kind "finetune", and
+//                                          once finished result {n, folds, own_before, own_after,
+//                                          test_before, test_after, seconds} (own: k-fold)
 //  fatal      {message}                   Pyodide failed for good: the page starts a new worker
 //  crash      {message}                   (made by WorkerClient, not sent) the worker threw
 //                                         outside any request, or its script did not load
 //
 // `model` is Session.describe(): {name: "784-128-10 (relu)", architecture, n_parameters,
-// source: pretrained|saved|trained|uploaded, source_label, settings (the form's text for how it
-// was trained, or null), training: {epochs?, test_accuracy?, …}, …}.
+// source: pretrained|saved|trained|uploaded|finetuned, source_label, settings (the form's text
+// for how it was trained, or null), training: {epochs?, test_accuracy?, …}, …}.
 
 /** A promise-per-request client for the worker, plus a listener for streamed events. */
 export class WorkerClient {

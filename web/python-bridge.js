@@ -6,7 +6,8 @@ let py = null; // the Session's bound methods, proxied once and reused
 
 const METHODS = ["begin_dataset", "continue_dataset", "load_model", "reset_to_pretrained",
   "export_model", "configure", "start_training", "train_chunk", "stop_training", "predict_ink",
-  "use_wasm_backend", "test_digit"];
+  "use_wasm_backend", "test_digit", "digitize", "export_digits", "import_digits", "start_finetune",
+  "explain_ink", "weight_tiles", "confusion", "mistakes"];
 
 /** Make the Session that `call` talks to (scribblenet.session must be importable). */
 export function bindSession(runtime) {

@@ -1,19 +1,24 @@
-// The model history, kept in IndexedDB so it survives a reload: the last few models (trained
-// here, stopped, uploaded), each {id, bytes, info: Session.describe(), savedAt}, and which of
-// them is current (none: the pretrained model). Failures (private browsing, storage disabled)
-// degrade to "nothing saved" rather than breaking the page.
+// What the page keeps in IndexedDB so it survives a reload: the model history — the last few
+// models (trained here, stopped, uploaded), each {id, bytes, info: Session.describe(), savedAt},
+// and which of them is current (none: the pretrained model) — and "My digits", the digits the
+// visitor labelled, each {id, label, image: Uint8Array(784), created}. Failures (private
+// browsing, storage disabled) degrade to "nothing saved" rather than breaking the page.
 const DB_NAME = "scribblenet";
 const HISTORY = "history"; // autoincrement id -> entry
 const META = "meta"; // "current" -> id or null
+const DIGITS = "digits"; // autoincrement id -> {id, label, image, created} (version 3)
 const LEGACY = "models"; // version 1: one model under "current"
 export const HISTORY_SIZE = 8; // the oldest that is not current goes when a ninth comes
 
 function openDb() {
   return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB_NAME, 2);
-    request.onupgradeneeded = () => {
+    const request = indexedDB.open(DB_NAME, 3);
+    request.onupgradeneeded = (e) => {
       const db = request.result;
       const tx = request.transaction;
+      // Each version adds to the last: a visitor's database may be any version before this one.
+      if (e.oldVersion < 3) db.createObjectStore(DIGITS, { keyPath: "id", autoIncrement: true });
+      if (e.oldVersion >= 2) return;
       db.createObjectStore(HISTORY, { keyPath: "id", autoIncrement: true });
       const meta = db.createObjectStore(META);
       if (!db.objectStoreNames.contains(LEGACY)) return;
@@ -33,14 +38,15 @@ function openDb() {
   });
 }
 
-/** Run `action(stores)` in one transaction over both stores; resolves with its result. */
-async function transact(mode, action) {
+/** Run `action(stores)` in one transaction over the model stores (or `names`); resolves with
+ *  its result. `stores` maps each name to its object store. */
+async function transact(mode, action, names = [HISTORY, META]) {
   const db = await openDb();
   try {
     return await new Promise((resolve, reject) => {
-      const tx = db.transaction([HISTORY, META], mode);
+      const tx = db.transaction(names, mode);
       let result;
-      Promise.resolve(action({ history: tx.objectStore(HISTORY), meta: tx.objectStore(META) }))
+      Promise.resolve(action(Object.fromEntries(names.map((name) => [name, tx.objectStore(name)]))))
         .then((r) => (result = r), reject);
       tx.oncomplete = () => resolve(result);
       tx.onerror = () => reject(tx.error);
@@ -111,4 +117,24 @@ export async function currentModel(timeoutMs = 2000) {
     return null;
   });
   return Promise.race([read, timeout]);
+}
+
+// ── My digits ─────────────────────────────────────────────────────────────────────────────────
+
+/** Every digit kept, oldest first: [{id, label, image: Uint8Array(784), created}]. */
+export async function listDigits() {
+  return transact("readonly", ({ digits }) => done(digits.getAll()), [DIGITS]);
+}
+
+/** Add digits [{label, image, created}] in one go; resolves with them, ids added. */
+export async function addDigits(items) {
+  return transact("readwrite", async ({ digits }) => {
+    const ids = await Promise.all(items.map((item) => done(digits.add(item))));
+    return items.map((item, i) => ({ ...item, id: ids[i] }));
+  }, [DIGITS]);
+}
+
+/** Remove one digit by id, or every digit with null. */
+export async function deleteDigits(id = null) {
+  await transact("readwrite", ({ digits }) => (id === null ? digits.clear() : digits.delete(id)), [DIGITS]);
 }

@@ -2,6 +2,8 @@
 // package writes at build time (scribblenet.hyperparams.settings_schema), so that no field,
 // choice or preset is spelled out here. Each control's id and name is its field's name; values
 // are checked by the worker's "configure" request, whose messages show next to each field.
+// The form is also mirrored in the address (form-link.js), so a link reproduces a run.
+import { readLink, writeLink } from "./form-link.js";
 import { $, shortError, state, updateButtons } from "./page-state.js";
 import { request } from "./worker-life.js";
 
@@ -16,6 +18,10 @@ const settingsPromise = fetch(new URL("./settings.json", import.meta.url)).then(
 let fields = []; // the schema's fields, in display order
 const presets = {}; // key -> {label, values: {field: string}}
 let blank = ""; // the preset without values: what the menu shows once a field is edited
+let defaults = {}; // field -> the schema's default
+let base = ""; // the preset the values started from: the link names it, then what differs
+let linkHolds = false; // opened with settings in the link: a restored model's do not replace them
+let linkProblem = ""; // what was wrong with the link itself (an unknown preset), until an edit
 
 const make = (tag, attributes = {}, text = "") => {
   const el = document.createElement(tag);
@@ -69,15 +75,63 @@ export async function buildForm() {
     preset.add(new Option(p.label, p.key));
     if (!Object.keys(p.values).length) blank = p.key;
   }
+  defaults = Object.fromEntries(fields.map((f) => [f.name, f.default]));
   state.formReady = true;
   updateButtons();
-  applyPreset(settings.initial_preset);
+  const link = readLink(fields.map((f) => f.name));
+  if (link) applyLink(link);
+  else applyPreset(settings.initial_preset, false); // the address stays as it was opened
 }
 
-function applyPreset(key) {
-  for (const [name, value] of Object.entries(presets[key]?.values ?? {})) form.elements[name].value = value;
+function applyPreset(key, mirrored = true) {
+  for (const [name, value] of Object.entries(presets[key]?.values ?? {})) setValue(name, value);
   preset.value = key;
+  if (key !== blank) base = key;
+  validate(mirrored);
+}
+
+/**
+ * Opened with a link (form-link.js): the defaults, then its preset's values, then its own. The
+ * usual check runs, so a bad value gets the usual message; nothing starts until Train.
+ */
+function applyLink(link) {
+  const named = link.preset !== null && Object.hasOwn(presets, link.preset);
+  if (link.preset !== null && !named) {
+    linkProblem = `The link's preset “${link.preset}” is not one of these; its other settings are filled in.`;
+  }
+  const known = named && link.preset !== blank ? link.preset : "";
+  const values = { ...defaults, ...(presets[known]?.values ?? {}), ...link.values };
+  for (const f of fields) setValue(f.name, values[f.name]);
+  base = known;
+  linkHolds = true;
+  preset.value = matchingPreset() ?? blank;
   validate();
+}
+
+/** Set a field; a choice this menu lacks (from a link) is added, so the check can name it. */
+function setValue(name, value) {
+  const control = form.elements[name];
+  if (control.tagName === "SELECT" && ![...control.options].some((o) => o.value === value)) {
+    const option = new Option(value, value);
+    option.dataset.stray = "";
+    control.add(option);
+  }
+  control.value = value;
+}
+
+/** The preset whose values are exactly the form's (null: none). */
+function matchingPreset() {
+  const current = readForm();
+  const same = (p) => Object.keys(p.values).length && fields.every((f) => p.values[f.name] === current[f.name]);
+  return Object.values(presets).find(same)?.key ?? null;
+}
+
+/** Write the form into the address: the preset it started from and the fields that differ. */
+function mirror() {
+  const current = readForm();
+  const start = { ...defaults, ...(presets[base]?.values ?? {}) };
+  const changed = fields.filter((f) => current[f.name] !== start[f.name]).map((f) => [f.name, current[f.name]]);
+  writeLink(base, Object.fromEntries(changed));
 }
 
 let cautioned = null; // the preset whose caution was shown: a second Train goes ahead
@@ -114,11 +168,12 @@ preset.addEventListener("change", (e) => applyPreset(e.target.value));
 
 /** Fill the form with a model's settings ({field: string}); the menu names their preset, if any. */
 export function showSettings(values) {
-  if (!state.formReady) return;
-  for (const f of fields) if (values[f.name] !== undefined) form.elements[f.name].value = values[f.name];
-  const current = readForm();
-  const same = (p) => Object.keys(p.values).length && fields.every((f) => p.values[f.name] === current[f.name]);
-  preset.value = Object.values(presets).find(same)?.key ?? blank;
+  // A link's settings win over those of the model restored from this browser as the page opens.
+  if (!state.formReady || (linkHolds && state.model?.source === "saved")) return;
+  for (const f of fields) if (values[f.name] !== undefined) setValue(f.name, values[f.name]);
+  const match = matchingPreset();
+  preset.value = match ?? blank;
+  if (match) base = match;
   validate();
 }
 
@@ -144,12 +199,13 @@ export function focusFirstError(errors = {}) {
 
 let validateTimer = 0;
 let validateSeq = 0;
-async function validate() {
+async function validate(mirrored = true) {
   const seq = ++validateSeq;
+  if (mirrored) mirror();
   const reply = await request("configure", { config: readForm() })
     .catch((err) => ({ ok: false, errors: { _: shortError(err) } }));
   if (seq !== validateSeq) return; // only the latest answer counts
-  showErrors(reply.errors);
+  showErrors(linkProblem ? { _: linkProblem, ...reply.errors } : reply.errors);
   estimate = reply.ok && reply.memory_mb ? `needs about ${Math.max(1, Math.round(reply.memory_mb))} MB` : "";
   showPresetNote();
 }
@@ -159,8 +215,12 @@ export const cancelValidation = () => clearTimeout(validateTimer);
 
 form.addEventListener("input", (e) => {
   if (e.target !== preset) preset.value = blank;
+  linkProblem = "";
+  // A choice a link added and the visitor has now replaced goes from the menu.
+  for (const option of form.querySelectorAll("option[data-stray]")) if (!option.selected) option.remove();
   cautioned = null;
   showPresetNote();
+  mirror(); // at once: a Copy link right after typing copies what was typed
   clearTimeout(validateTimer);
   validateTimer = setTimeout(validate, 250);
 });

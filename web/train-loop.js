@@ -1,7 +1,7 @@
 // Training in chunks. Python trains for about CHUNK_MS (it times its batches itself) and returns
-// page-ready events, posted here as they are: batch, progress, epoch, and last a "done" that
-// says why the run ended and what model it left. Between chunks the worker yields to its
-// event loop, so that pause, stop and predict get through mid-training.
+// page-ready events, posted here as they are: batch, progress, epoch (or, fine-tuning, finetune),
+// and last a "done" that says why the run ended and what model it left. Between chunks the
+// worker yields to its event loop, so that pause, stop and predict get through mid-training.
 import { call, reportFatal, yieldToEventLoop } from "./python-bridge.js";
 
 const CHUNK_MS = 80; // the longest a request waits behind training
@@ -28,7 +28,21 @@ export function replacing({ ended, ...reply }) {
 
 /** Start a run with the form's `config` (one in progress ends); {ok, errors?, model, …}. */
 export function train(config, subset) {
-  const result = replacing(call("start_training", [config, subset]));
+  return begin(call("start_training", [config, subset]));
+}
+
+/**
+ * Fine-tune the current model on the visitor's digits (`images` n×784 and `labels` n, uint8):
+ * a run like any other — the same chunks of `Session.train_chunk`, pause and stop — whose
+ * events are "finetune" progress and a "done" of kind "finetune"; {ok, errors?, model, n, …}.
+ */
+export function finetune(images, labels) {
+  return begin(call("start_finetune", [images, labels]));
+}
+
+/** A Session's reply to starting a run: if it started, train it in chunks from now on. */
+function begin(reply) {
+  const result = replacing(reply);
   if (result.ok) {
     run = { paused: false, looping: false };
     loop(run);

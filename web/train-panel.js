@@ -11,15 +11,18 @@ import { request } from "./worker-life.js";
 // file that did not arrive, a browser uPlot cannot start in) drawing, predicting and training
 // still work, and a note says the charts are off. Until it has loaded, `charts` is null.
 let charts = null;
-import("./charts.js")
+/** The charts once loaded, or undefined if they could not be (mistakes-gallery.js shows in them). */
+export const chartsLoaded = import("./charts.js")
   .then(({ createCharts }) => createCharts({
     cost: $("cost-chart"),
     accuracy: $("accuracy-chart"),
     confusion: $("confusion"),
     confusionEmpty: $("confusion-empty"),
   }))
-  .then((loaded) => { charts = loaded; })
+  .then((loaded) => (charts = loaded))
   .catch(chartsFailed);
+/** The model a training run's end showed: the charts' confusion matrix is its run's last epoch. */
+export let runModel = null;
 
 function chartsFailed(err) {
   console.warn("scribblenet: the training charts could not be loaded:", err);
@@ -123,9 +126,11 @@ async function trainingEnded(msg) {
   if (!state.training && msg.reason === "replaced") return; // a restart's leftovers
   state.training = null;
   updateButtons();
+  if (msg.kind !== "finetune" && !$("confusion").hidden) runModel = msg.model; // an epoch's is up
   showModel(msg.model);
   // Python words the message; only a failure's (an exception) needs saying what it is.
-  const text = msg.reason === "error" ? `Training failed: ${shortError(msg)}` : msg.message;
+  const failed = msg.reason === "error" && msg.kind !== "finetune"; // fine-tuning's says so itself
+  const text = failed ? `Training failed: ${shortError(msg)}` : msg.message;
   setStatus(text);
   $("progress-text").textContent = text;
   if (msg.reason === "finished") $("progress").value = 1;

@@ -67,6 +67,45 @@ const handlers = {
     const source = msg.source ?? "uploaded"; // Python accepts only the sources it knows
     return { type: "model", ...training.replacing(call("load_model", [new Uint8Array(msg.bytes)], { source })) };
   },
+  // Inside the network: why it read a drawing so, its first layer, its mistakes on the test set.
+  async explain(msg) {
+    await loaded;
+    return { type: "explanation", ...call("explain_ink", [new Uint8Array(msg.alpha), msg.width, msg.height]) };
+  },
+  async weights() {
+    await loaded;
+    const reply = call("weight_tiles");
+    return [{ type: "weights", ...reply }, reply.tiles ? [reply.tiles.buffer] : []];
+  },
+  async confusion() {
+    await dataLoaded;
+    return { type: "confusion", ...call("confusion") };
+  },
+  async mistakes(msg) {
+    await dataLoaded;
+    return { type: "mistakes", ...call("mistakes", [msg.true, msg.pred]) };
+  },
+  // My digits: a drawing as the network sees it, the .npz file of them both ways, fine-tuning.
+  async digitize(msg) {
+    await loaded;
+    return { type: "digitized", ...call("digitize", [new Uint8Array(msg.alpha), msg.width, msg.height]) };
+  },
+  async digits_export(msg) {
+    await loaded;
+    const bytes = call("export_digits", [new Uint8Array(msg.images), new Uint8Array(msg.labels)]);
+    return [{ type: "digits_file", bytes: bytes.buffer }, [bytes.buffer]];
+  },
+  async digits_import(msg) {
+    await loaded;
+    const reply = call("import_digits", [new Uint8Array(msg.bytes)]);
+    if (!reply.ok) return { type: "digits", ...reply };
+    const [images, labels] = [reply.images.buffer, reply.labels.buffer];
+    return [{ type: "digits", ...reply, images, labels }, [images, labels]];
+  },
+  async finetune(msg) {
+    await dataLoaded; // it rehearses MNIST as it goes
+    return { type: "started", ...training.finetune(new Uint8Array(msg.images), new Uint8Array(msg.labels)) };
+  },
   ping() {
     return { type: "pong" };
   },

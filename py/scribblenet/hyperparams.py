@@ -201,18 +201,18 @@ def _parse_layers(name: str, value: Any) -> tuple[int | str, ...]:
     an MLP's spec is its tuple of sizes, as it always was.
     """
     if isinstance(value, list | tuple):
-        parts = [str(v).strip().lower() for v in value]
+        parts = [str(v).strip() for v in value]
     else:
-        text = str(value).strip().lower()
-        parts = [] if text == "none" else [p for p in re.split(r"[\s,]+", text) if p]
+        text = str(value).strip()
+        parts = [] if text.lower() == "none" else [p for p in re.split(r"[\s,]+", text) if p]
     layers: list[int | str] = []
     dense = ""  # the first dense layer seen: nothing convolutional may follow it
-    for part in parts:
+    for typed in parts:
+        part = typed.lower()  # "Conv5x16" is conv5x16; messages quote what was typed
         if match := _DENSE_TOKEN.fullmatch(part):
             if len(match[1]) > 9:  # int() of 5,000 digits is slow, then refused anyway
-                raise ValueError(
-                    f"hidden layer size must be an integer from 1 to {MAX_UNITS}, got {_show(part)}"
-                )
+                limit = f"an integer from 1 to {MAX_UNITS}"
+                raise ValueError(f"hidden layer size must be {limit}, got {_show(typed)}")
             layers.append(int(match[1]))
             dense = dense or part
         elif _CONV_TOKEN.fullmatch(part):
@@ -224,7 +224,7 @@ def _parse_layers(name: str, value: Any) -> tuple[int | str, ...]:
             layers.append(conv_layer(part).token)
         else:
             raise ValueError(
-                f"layer {_show(part)} is not understood: use whole numbers (dense units) or "
+                f"layer {_show(typed)} is not understood: use whole numbers (dense units) or "
                 "conv5x16, conv3x32same, pool2, dense128, separated by commas"
             )
     return tuple(layers)

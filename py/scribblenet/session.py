@@ -45,6 +45,7 @@ SOURCE_LABELS = {
 }
 
 WEIGHTS_EVERY_S = 1.0  # live first-layer tiles while training: about once a second
+STALE_VIEW_S = 10.0  # while training, nearest test images may come from weights this old
 
 
 def _plain(value: Any) -> Any:
@@ -74,7 +75,7 @@ class Session:
         self._before: tuple[Network | None, str] = (None, "none")  # the model training replaced
         self._calibration: tuple[tuple[int, str], Calibration] | None = None  # (model key, fit)
         self.finetuning: FinetuneRun | None = None  # a fine-tune run in progress
-        self._view: tuple[tuple[int, str], TestSetView] | None = None  # (model key, view)
+        self._view: tuple[tuple[int, str], float, TestSetView] | None = None  # (key, made, view)
         self._weights_sent = 0.0  # perf_counter of the last live weights event
 
     def describe(self) -> dict[str, Any]:
@@ -546,16 +547,23 @@ class Session:
         return explain_reply(self.net, image, self.calibration().temperature, view)
 
     def _test_view(self) -> TestSetView:
-        """The current model's `TestSetView`, made once per weights (10,000 forward passes)."""
+        """The current model's `TestSetView`, made once per weights (10,000 forward passes).
+
+        While a run changes the weights every chunk, a view up to `STALE_VIEW_S` old is reused:
+        remaking it for every explained stroke would cost a second and stall the run.
+        """
         assert self.net is not None and self.data is not None
         key = (id(self.net), model_digest(self.net))
-        if self._view is None or self._view[0] != key:
-            d = self.data
-            self._view = (
-                key,
-                TestSetView(self.net, d.X_test, d.y_test, self.calibration().temperature),
-            )
-        return self._view[1]
+        now = time.perf_counter()
+        if self._view is not None:
+            (net_id, digest), made, view = self._view
+            fresh = digest == key[1] or (self.trainer is not None and now - made < STALE_VIEW_S)
+            if net_id == key[0] and fresh:
+                return view
+        d, T = self.data, self.calibration().temperature
+        view = TestSetView(self.net, d.X_test, d.y_test, T)
+        self._view = (key, now, view)
+        return view
 
     def weight_tiles(self) -> dict[str, Any]:
         """The first layer's weights as tiles (`insight.weights_reply`), or {ok: False, error}.

@@ -107,6 +107,25 @@ def test_every_message_sent_is_in_the_table_and_back(
     ph.wait_idle(page)
     expect(page.get_by_test_id("status")).to_contain_text("finished")
 
+    # A confusion cell's images (mistakes); the matrix came with the data (confusion), the
+    # drawing's explanation (explain) and the weights (weights) with the first prediction.
+    page.locator('[data-testid="confusion-cell"][data-true="4"][data-pred="9"]').click()
+    expect(page.get_by_test_id("gallery")).to_be_visible(timeout=30_000)
+    for i, digit in enumerate([ph.ONE, ph.SEVEN] * 3):  # digitize, six digits of two labels
+        ph.draw(page, digit)
+        page.get_by_test_id(f"teach-digit-{7 if i % 2 else 1}").click()
+        expect(page.get_by_test_id("my-digits-count")).to_have_text(str(i + 1), timeout=15_000)
+    with page.expect_download() as download:  # digits_export
+        page.get_by_test_id("digits-export").click()
+    digits = tmp_path / "my-digits.npz"
+    download.value.save_as(digits)
+    page.get_by_test_id("digits-import").set_input_files(str(digits))  # digits_import
+    expect(page.get_by_test_id("my-digits-count")).to_have_text("12", timeout=15_000)
+    page.get_by_test_id("fine-tune").click()  # finetune: finetune events, then done
+    expect(page.get_by_test_id("fine-tune-result")).to_have_attribute(
+        "data-done", "true", timeout=120_000
+    )
+
     model = ph.download_model(page, tmp_path / "model.npz")  # export
     page.get_by_test_id("upload").set_input_files(str(model))  # import
     expect(page.get_by_test_id("model-info")).to_contain_text("uploaded")

@@ -77,7 +77,9 @@ def train_briefly(page: Page) -> None:
     expect(page.get_by_test_id("train")).to_be_enabled(timeout=BOOT_TIMEOUT_MS)
     fill_form(page, TINY)
     page.get_by_test_id("train").click()
-    expect(page.get_by_test_id("stop")).to_be_enabled()
+    # The reply may queue behind the first views of the model (confusion matrix, weights) that
+    # the data's arrival asks for: seconds on a loaded machine, which is not what this checks.
+    expect(page.get_by_test_id("stop")).to_be_enabled(timeout=30_000)
     wait_idle(page)
     expect(page.get_by_test_id("progress")).to_have_js_property("value", 1)
 
