@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .augment import HANDWRITING_AUGMENTATION
-from .finetune import DEFAULT_FINETUNE, FinetuneConfig, cross_validate, finetune
+from .finetune import DEFAULT_FINETUNE, FinetuneConfig, cross_validate, finetune, own_copies
 from .network import Network
 from .training import Augment, Event
 
@@ -26,7 +26,7 @@ MIN_DIGITS = 5  # fewer leave cross-validation folds of one digit each: no figur
 
 def _steps(n_own: int, n_mnist: int, config: FinetuneConfig) -> int:
     """Batches `finetune` takes on n_own digits (as `finetune_set` sizes the mixed set)."""
-    copies = max(config.copies, -(-config.min_own_rows // max(n_own, 1)))
+    copies = own_copies(n_own, config)
     rows = n_own * copies + min(n_mnist, round(config.replay * n_own * copies))
     return config.epochs * math.ceil(rows / min(config.batch_size, rows))
 
