@@ -7,14 +7,15 @@ writing conventions MNIST barely has: flag-and-foot 1s, slashed 0s, open-top 4s 
 preprocessed by `ink_to_mnist` as on the page. Three of its digits per class are the writer's
 "My digits"; a disjoint set of its digits is held out. Prints the held-out error rate (overall
 and per digit) and the MNIST test accuracy before → after, and the seconds per fine-tune.
-`--styles` instead prints how well the model reads each style on its own (MNIST test digits of
-the style's class, drawn in it under the "mixed" condition) beside the same digits unstyled.
+`--styles` instead prints how well the model reads MNIST test handwriting replayed under each
+`handwriting.CONDITIONS` entry, and each style on its own (MNIST test digits of the style's class,
+drawn in it under the "mixed" condition; `scribblenet.style_data.evaluate_styles`).
 
     PYTHONPATH=py python scripts/eval_finetune.py
     PYTHONPATH=py python scripts/eval_finetune.py --condition "thin pen" --held-out 1000 --runs 3
     PYTHONPATH=py python scripts/eval_finetune.py --writer continental --held-out 500
     PYTHONPATH=py python scripts/eval_finetune.py --writer open --learning-rate 0.02 --no-cv
-    PYTHONPATH=py python scripts/eval_finetune.py --styles --per-style 300
+    PYTHONPATH=py python scripts/eval_finetune.py --styles --per-style 300 --digits 1000
 """
 
 from __future__ import annotations
@@ -26,16 +27,23 @@ from pathlib import Path
 
 import numpy as np
 
+from eval_handwriting import fixed_test_digits  # scripts/, beside this one
 from scribblenet.finetune import DEFAULT_FINETUNE, FinetuneConfig, cross_validate, finetune
-from scribblenet.handwriting import CONDITIONS, digit_strokes, replay_digits
+from scribblenet.handwriting import (
+    CONDITIONS,
+    HandwritingReport,
+    digit_strokes,
+    evaluate_handwriting,
+    replay_digits,
+)
 from scribblenet.mnist import MNIST, load_mnist
 from scribblenet.model_io import load_model
 from scribblenet.network import Network
-from scribblenet.styles import STYLES, WRITERS, render
+from scribblenet.style_data import StyleReport, evaluate_styles
+from scribblenet.styles import WRITERS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "web" / "models" / "pretrained.npz"
-MIXED = next(c for c in CONDITIONS if c.name == "mixed")
 
 
 def per_digit(errors: np.ndarray, y: np.ndarray) -> str:
@@ -43,25 +51,18 @@ def per_digit(errors: np.ndarray, y: np.ndarray) -> str:
     return " ".join(f"{k}:{errors[y == k].mean():.0%}" for k in range(10) if (y == k).any())
 
 
-def style_report(net: Network, data: MNIST, n: int) -> None:
-    """Accuracy per style: n MNIST test digits of its class, plain and styled, under "mixed"."""
-    order = np.random.default_rng(1234).permutation(len(data.y_test))
-    print(f"model reading {n} MNIST test digits per style, drawn under {MIXED!r}")
-    print(f"{'style':<20}{'plain':>8}{'styled':>8}   read as (when wrong)")
-    for style in STYLES.values():
-        pick = order[data.y_test[order] == style.digit][:n]
-        X, y = data.X_test[pick], data.y_test[pick]
-        plain, _ = replay_digits([digit_strokes(x) for x in X], MIXED, seed=0)
-        styled, _ = render(X, y, (style,), MIXED, seed=0)
-        guess = net.predict(styled)  # (n,)
-        wrong = np.bincount(guess[guess != y], minlength=10)  # (10,)
-        read_as = ", ".join(
-            f"{k} {wrong[k] / len(y):.0%}" for k in np.argsort(-wrong)[:3] if wrong[k]
-        )
-        print(
-            f"{style.name:<20}{net.accuracy(plain, y):>8.1%}{net.accuracy(styled, y):>8.1%}"
-            f"   {read_as}"
-        )
+def read_everyone(
+    net: Network, data: MNIST, digits: int = 1000, per_style: int = 300
+) -> tuple[HandwritingReport, StyleReport]:
+    """How well a model reads MNIST test handwriting replayed per condition, and per style.
+
+    Per condition: the first `digits` of a fixed shuffle of the test set, plain, under each of
+    `handwriting.CONDITIONS`. Per style: the first `per_style` test digits of the style's class
+    in that shuffle, drawn in the style under "mixed".
+    """
+    X, y = fixed_test_digits(data, len(data.y_test))  # the whole test set, in the fixed order
+    conditions = evaluate_handwriting(net.predict, X[:digits], y[:digits])
+    return conditions, evaluate_styles(net.predict, X, y, per_style)
 
 
 def config_from(args: argparse.Namespace) -> FinetuneConfig:
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     who.add_argument("--writer", choices=list(WRITERS), help="a writer with conventions")
     who.add_argument("--styles", action="store_true", help="accuracy per style, then exit")
     parser.add_argument("--per-style", type=int, default=300, help="digits per style (--styles)")
+    parser.add_argument("--digits", type=int, default=1000, help="digits per condition (--styles)")
     parser.add_argument("--per-digit", type=int, default=3, help="own digits per class")
     parser.add_argument("--held-out", type=int, default=1000, help="held-out digits")
     parser.add_argument("--runs", type=int, default=3, help="fine-tunes, each on other digits")
@@ -96,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     data = load_mnist(args.data_dir)
     base = load_model(args.model)
     if args.styles:
-        style_report(base, data, args.per_style)
+        conditions, styles = read_everyone(base, data, args.digits, args.per_style)
+        print(f"model {args.model}: MNIST test {base.accuracy(data.X_test, data.y_test):.2%}")
+        print(conditions.format())
+        print(styles.format())
         return 0
     config = config_from(args)
     styled: list[int] = []  # the classes the writer draws in a convention of their own
