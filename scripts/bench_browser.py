@@ -1,4 +1,4 @@
-"""Browser benchmark: cold start, training speed, time to 97.5 %, memory. Prints a table.
+"""Browser benchmark: cold start, training speed (MLP, CNN), time to accuracy, memory.
 
 One run, one Chromium (a persistent profile in a temporary directory, so the HTTP cache is the
 on-disk cache a real visitor has) on a copy of the site served on 127.0.0.1. Each section is a
@@ -11,11 +11,16 @@ module of scripts/bench/ that says what it measures and how:
     train       click_train.py  5. click Train -> 97.5 % test accuracy (default preset, --form)
     memory                      6. worker heap and renderer RSS while training
     finetune    finetune_page.py 7. fine-tune on 50 digits in the page's worker
-    --profile   step_profile.py    where the page's training step spends its time (cProfile)
+    cnn         cnn.py          8. the cnn preset's network: examples/s (kernel, NumPy, native,
+                                   TF.js), a request's wait while it trains, a drawing's reading
+    --profile   step_profile.py    where the page's training step spends its time (cProfile);
+                                   --profile cnn: the cnn preset's step
 
     .venv/bin/python scripts/bench_browser.py [--json bench.json] [--repeats 3] [--dist DIR]
-        [--only coldstart,throughput,tfjs,native,train,memory,finetune] [--form k=v,...] [--tune]
-        [--profile]
+        [--only coldstart,throughput,tfjs,native,train,memory,finetune,cnn] [--form k=v,...]
+        [--tune] [--profile [mlp|cnn]]
+
+Click Train with the cnn preset: --only train --form preset=cnn (its target: 99.0 % in 60 s).
 
 Every figure is a best of --repeats because the machine is shared. Not a test: the figures
 depend on the machine and on its other load.
@@ -33,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
 import click_train  # the sections, scripts/bench/*.py
+import cnn
 import coldstart
 import finetune_page
 import harness
@@ -41,7 +47,7 @@ import throughput
 
 __all__ = ["main"]
 
-SECTIONS = ("coldstart", "throughput", "tfjs", "native", "train", "memory", "finetune")
+SECTIONS = ("coldstart", "throughput", "tfjs", "native", "train", "memory", "finetune", "cnn")
 
 
 def parse_form(text: str) -> dict[str, str]:
@@ -69,12 +75,14 @@ def run_sections(r: harness.Run, args: argparse.Namespace) -> dict[str, Any]:
     if only & {"throughput", "native", "tfjs"}:
         out["throughput"] = throughput.run(r, only)
     if args.profile:
-        out["profile"] = harness.guarded("profile", step_profile.run, r)
+        out["profile"] = harness.guarded("profile", step_profile.run, r, args.profile == "cnn")
     if only & {"train", "memory"}:
         forms = args.form + (click_train.TUNE_FORMS if args.tune else [])
         out["train"] = click_train.run(r, forms if "train" in only else [])
     if "finetune" in only:
         out["finetune"] = harness.guarded("fine-tune", finetune_page.run, r)
+    if "cnn" in only:
+        out["cnn"] = harness.guarded("cnn", cnn.run, r)
     return out
 
 
@@ -89,7 +97,7 @@ def report(result: dict[str, Any]) -> str:
         add(f"note: {note}")
     add("")
     sections = [("coldstart", coldstart), ("throughput", throughput), ("profile", step_profile),
-                ("train", click_train), ("finetune", finetune_page)]  # fmt: skip
+                ("train", click_train), ("finetune", finetune_page), ("cnn", cnn)]  # fmt: skip
     targets: dict[str, tuple[Any, bool | None]] = {}
     for key, module in sections:
         figures = result.get(key)
@@ -120,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                         "hidden=128,learning_rate=0.003,epochs=3 (repeatable)")  # fmt: skip
     parser.add_argument("--tune", action="store_true",
                         help="also click Train with click_train.TUNE_FORMS")  # fmt: skip
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile the page's training step (step_profile.py)")  # fmt: skip
+    parser.add_argument("--profile", nargs="?", const="mlp", choices=("mlp", "cnn"),
+                        help="also profile the page's training step (step_profile.py): the "
+                        "throughput MLP's, or the cnn preset's")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=240, help="seconds per page wait")
     parser.add_argument("--headed", action="store_true", help="show the browser")
     args = parser.parse_args(argv)

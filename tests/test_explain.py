@@ -11,9 +11,11 @@ from scribblenet.explain import (
     activation_strips,
     confusion_examples,
     explain,
+    feature_maps,
     saliency,
     weight_tiles,
 )
+from scribblenet.insight import explain_reply
 from scribblenet.losses import log_softmax
 from scribblenet.network import Network
 from test_gradients import numeric_grad
@@ -112,6 +114,30 @@ def test_weight_tiles_are_each_units_weights_around_128() -> None:
     net.dense[0].W[:, 0] = 0  # a dead unit is all 128, not a division by zero
     assert (weight_tiles(net)[0] == 128).all()
     assert weight_tiles(digit_net(hidden=(10,))).shape == (10, 784)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_feature_maps_are_the_first_conv_layers_outputs_each_scaled(activation) -> None:
+    config = NetworkConfig(conv=("conv5x3", "pool2", "conv3x4"), activation=activation)
+    net = Network(config, np.random.default_rng(4))
+    image = np.random.default_rng(5).integers(0, 256, 784).astype(np.uint8)
+    maps = feature_maps(net, image)
+    assert maps is not None
+    values, signed = maps
+    assert values.shape == (3, 24, 24) and values.dtype == np.uint8  # 28 − 5 + 1
+    assert signed is (activation == "tanh")
+    k = net.convs[0].W[:, 1].reshape(5, 5)  # filter 1, row-major
+    x = image.reshape(28, 28) / 255
+    z = sum(k[i, j] * x[i : i + 24, j : j + 24] for i in range(5) for j in range(5))
+    a = np.tanh(z + net.convs[0].b[1]) if signed else np.maximum(z + net.convs[0].b[1], 0)
+    levels = 128 + 127 * a / np.abs(a).max() if signed else 255 * a / a.max()
+    np.testing.assert_allclose(values[1], np.rint(levels), atol=1)
+    reply = explain_reply(net, image, 1.0, None)["feature_maps"]
+    assert (reply["n"], reply["side"], reply["signed"]) == (3, 24, signed)
+    assert reply["maps"] == values.tobytes()
+    mlp = digit_net()
+    assert feature_maps(mlp, image) is None
+    assert "feature_maps" not in explain_reply(mlp, image, 1.0, None)
 
 
 def test_nearest_images_find_the_image_itself_first() -> None:

@@ -209,6 +209,39 @@ def test_a_split_batch_returns_within_the_time_budget(monkeypatch) -> None:
     assert trainer.epoch == 3 and trainer.step == 3
 
 
+def test_the_test_pass_is_scored_in_parts_within_the_time_budget() -> None:
+    _net, whole = make(batch_size=60)
+    expected = list(whole.run())
+    _net, trainer = make(batch_size=60)
+    trainer.test_part = 7  # 60 test images: 9 parts, the last shorter
+    events = []
+    while not trainer.done:
+        chunk = list(trainer.run(max_seconds=0))
+        assert chunk  # every call does some work and says so
+        events += chunk
+    testing = [e for e in events if e["type"] == "progress"]
+    assert len(testing) == 3 * 9  # per epoch: after the last batch, then after each part but one
+    first = testing[:9]
+    assert [e["test_fraction"] for e in first] == pytest.approx([7 * k / 60 for k in range(9)])
+    assert all(e["batch"] == e["n_batches"] == 4 and e["batch_fraction"] == 1 for e in first)
+    clocks = ("seconds", "examples_per_s")
+
+    def untimed(events: list[dict]) -> list[dict]:
+        return [{k: v for k, v in e.items() if k not in clocks} for e in events]
+
+    rest = [e for e in events if e["type"] != "progress"]
+    assert untimed(rest) == untimed(expected)  # the other events are unchanged
+
+
+def test_a_run_without_a_deadline_scores_the_test_set_at_once() -> None:
+    _net, trainer = make(batch_size=60)
+    trainer.test_part = 7
+    chunk = list(trainer.run(max_batches=4))  # the epoch's batches, then its whole test pass
+    assert [e["type"] for e in chunk] == ["batch"] * 4 + ["epoch"]
+    X, y = blobs()
+    assert chunk[-1]["test_accuracy"] == trainer.net.accuracy(X[240:], y[240:])
+
+
 def test_micro_batch_rows_bound_the_work() -> None:
     from scribblenet.training import MICRO_BATCH_FLOPS, micro_batch_rows
 

@@ -1,8 +1,9 @@
 // "Why did it say that?": after each reading of the pad, the worker's "explain" request shows
-// where ink raised or lowered the predicted digit's score (a saliency map), the runner-up, the
-// nearest MNIST test images as the last hidden layer sees them, and each hidden layer's
-// activations. An explanation costs a backward pass and a search of 10,000 images, so one is
-// in flight at a time and only the latest drawing is explained; Clear hides it.
+// where ink raised or lowered the predicted digit's score (a saliency map), the runner-up, a
+// CNN's first feature maps, the nearest MNIST test images as the last hidden layer sees them,
+// and each hidden layer's activations. An explanation costs a backward pass and a search of
+// 10,000 images, so one is in flight at a time and only the latest drawing is explained; Clear
+// hides it.
 import { DIVERGING_U8, GREY_U8, diverging, paintStrip } from "./colormap.js";
 import { paintInput28 } from "./draw.js";
 import { $, shortError } from "./page-state.js";
@@ -67,6 +68,7 @@ function show(reply, result) {
   $("saliency-caption").textContent =
     `Red: ink there raises the score for ${d}; blue: lowers it. The ${kind}, over a faint copy of the input.`;
   saliency.setAttribute("aria-label", `Saliency map for ${d}: red where ink raises its score, blue where it lowers it`);
+  showFeatureMaps(reply.feature_maps ?? null);
   showNeighbours(reply.neighbours ?? []);
   showActivations(reply.activations ?? []);
 }
@@ -81,6 +83,44 @@ function paintSaliency(values, input) {
     image.data.set([r * shade, g * shade, b * shade, 255], 4 * i);
   }
   ctx.putImageData(image, 0, 0);
+}
+
+const MAP_COLUMNS = 8; // maps per row: 16 maps of 24×24 make two rows as wide as the panel
+const MAP_GAP = 1; // white pixels between maps
+
+/** A CNN's first conv layer for this drawing ({n, side, maps (n×side² uint8), signed}); null hides it. */
+function showFeatureMaps(fm) {
+  const figure = $("feature-maps");
+  figure.hidden = !fm;
+  if (!fm) return;
+  const { n, side, maps, signed } = fm;
+  const values = new Uint8Array(maps); // Python's bytes arrive as a Uint8Array
+  const lut = signed ? DIVERGING_U8 : GREY_U8;
+  const cols = Math.min(n, MAP_COLUMNS);
+  const rows = Math.ceil(n / cols);
+  const canvas = $("feature-maps-canvas");
+  canvas.width = cols * (side + MAP_GAP) + MAP_GAP;
+  canvas.height = rows * (side + MAP_GAP) + MAP_GAP;
+  canvas.style.width = `${(100 * cols) / MAP_COLUMNS}%`; // a map is as wide whatever the count
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(canvas.width, canvas.height);
+  image.data.fill(255); // white gaps
+  for (let m = 0; m < n; m++) {
+    const x0 = MAP_GAP + (m % cols) * (side + MAP_GAP);
+    const y0 = MAP_GAP + Math.floor(m / cols) * (side + MAP_GAP);
+    for (let i = 0; i < side * side; i++) {
+      const at = 4 * ((y0 + Math.floor(i / side)) * canvas.width + x0 + (i % side));
+      image.data.set(lut[values[m * side * side + i]], at); // alpha stays 255
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+  figure.dataset.maps = String(n);
+  figure.dataset.side = String(side);
+  const shade = signed ? "red above zero, blue below" : "darker where a filter responds more";
+  $("feature-maps-caption").textContent =
+    `The first conv layer's ${n} feature maps (${side}×${side}) for this drawing: ${shade}`;
+  canvas.setAttribute("aria-label",
+    `${n} feature maps of ${side}×${side}: what each filter of the first conv layer finds in the drawing`);
 }
 
 function showNeighbours(neighbours) {

@@ -28,10 +28,13 @@
 //                                                              runner_up: {digit, probability},
 //                                                              saliency[784] (-1..1), neighbours:
 //                                                              [{image, label, index, similarity}],
-//                                                              activations: [{units, values, signed}]}
+//                                                              activations: [{units, values, signed}],
+//                                                              feature_maps?: {n, side, maps (n×side²
+//                                                              uint8), signed}  (CNN: 1st conv layer)}
 //                                                              | {empty: true, message}
-//  weights    {}                                    weights    {ok, n, tiles (n×784 uint8, 128 = 0),
-//                                                              units, epoch} | {ok: false, error}
+//  weights    {}                                    weights    {ok, n, side, tiles (n×side² uint8,
+//                                                              128 = 0), units, conv, epoch} | {ok:
+//                                                              false, error}  (side: 28, or a CNN's k)
 //  confusion  {}  (after the data)                  confusion  {ok, matrix (10×10), accuracy, n}
 //                                                              | {ok: false, error}
 //  mistakes   {true, pred}  (a confusion cell)      mistakes   {ok, true, pred, total, items: [{image,
@@ -57,9 +60,10 @@
 //  dataset    {n_train, n_test, backend}  training is possible; backend: how matrices multiply
 //  batch      the Trainer's batch event   {epoch, batch, n_batches, step, total_steps, cost, …}
 //  progress   a big batch split in parts  {epoch, batch, n_batches, step, total_steps,
-//             stopped part-way (a chunk)   batch_fraction}
+//             or the test pass stopped     batch_fraction, test_fraction?}  (test_fraction: in the
+//             part-way (a chunk)           epoch's test pass, of the test set scored so far)
 //  epoch      the Trainer's epoch event   {epoch, cost, train_accuracy, test_accuracy, confusion}
-//  weights    a run's first layer, live   {n, tiles, units, epoch, step} as the weights reply:
+//  weights    a run's first layer, live   {n, side, tiles, units, conv, epoch, step} as the reply:
 //             (not when fine-tuning)       about once a second, and after each epoch
 //  finetune   fine-tuning's progress      {phase: cross-validating|fine-tuning, fold, folds,
 //                                          fraction: of the whole job, message}

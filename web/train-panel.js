@@ -109,9 +109,12 @@ function renderProgress() {
   // Time left from the measured wall-clock pace, which includes the per-epoch test pass.
   const elapsed = (performance.now() - t.started) / 1000;
   const eta = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : NaN;
-  const pace = e.type === "progress"
-    ? `${Math.round(100 * e.batch_fraction)} % of it done`
-    : `${formatInteger(e.examples_per_s)} examples/s`;
+  // test_fraction: the epoch's batches are done and the test set is being scored, in parts.
+  const pace = e.test_fraction != null
+    ? `testing, ${Math.round(100 * e.test_fraction)} %`
+    : e.type === "progress"
+      ? `${Math.round(100 * e.batch_fraction)} % of it done`
+      : `${formatInteger(e.examples_per_s)} examples/s`;
   $("progress-text").textContent =
     `Epoch ${e.epoch} · batch ${e.batch}/${e.n_batches} · ${pace}` +
     (Number.isFinite(eta) ? ` · ${formatSeconds(eta)} left` : "");
@@ -152,7 +155,12 @@ $("pause").addEventListener("click", async () => {
   else t.started += performance.now() - t.pausedAt; // the pause does not count towards the ETA
   const reply = await request(pausing ? "pause" : "resume").catch(() => null);
   if (state.training !== t || !reply) return; // the run ended (or the worker died) meanwhile
-  setStatus(pausing ? "Paused. Draw to try the network as it is now, or resume." : "Training…");
+  // A fine-tune works on a copy: until it ends, drawings are read by the model it started from.
+  const paused = t.kind === "finetune"
+    ? "Fine-tuning paused. Drawings are read by the current model until it ends; resume or stop."
+    : "Paused. Draw to try the network as it is now, or resume.";
+  const going = t.kind === "finetune" ? "Fine-tuning…" : "Training…";
+  setStatus(pausing ? paused : going);
 });
 $("stop").addEventListener("click", stopTraining);
 $("train-form").addEventListener("submit", (e) => {

@@ -1,15 +1,16 @@
 // "What it has learned": the first layer's weights into its first 64 hidden units, each unit a
-// 28×28 tile of the pixels it weighs (red: ink there excites the unit, blue: inhibits it). The
-// worker sends them as uint8 (128 = zero), each tile scaled to its own largest weight, so a
-// unit's pattern shows whatever its size. They are asked for whenever the current model changes
-// and stream in as "weights" events while a run trains (about once a second and after each
-// epoch), drawn at most once per animation frame.
+// 28×28 tile of the pixels it weighs (red: ink there excites the unit, blue: inhibits it), or
+// for a CNN its first conv layer's k×k filters, each weight drawn as a square block so a 5×5
+// filter is about as big as a unit's tile. The worker sends them as uint8 (128 = zero), each tile
+// scaled to its own largest weight, so a unit's pattern shows whatever its size. They are asked
+// for whenever the current model changes and stream in as "weights" events while a run trains
+// (about once a second and after each epoch), drawn at most once per animation frame.
 import { DIVERGING_U8 } from "./colormap.js";
 import { onModelShown } from "./model-panel.js";
 import { $ } from "./page-state.js";
 import { request } from "./worker-life.js";
 
-const SIDE = 28;
+const SIDE = 28; // an MLP's tiles; a CNN's filters are scaled up to about this size
 const GAP = 1; // white pixels between tiles
 const canvas = $("weights");
 let latest = null; // the newest tiles not drawn yet
@@ -38,29 +39,40 @@ function schedule(tiles) {
 }
 
 function draw() {
-  const { n, tiles, units, epoch } = latest;
+  const { n, tiles, units, epoch, conv } = latest;
+  const side = latest.side ?? SIDE; // k for a CNN's k×k filters
   latest = null;
+  const scale = Math.max(1, Math.floor(SIDE / side)); // whole canvas pixels per weight: crisp
+  const cell = side * scale;
   const cols = Math.ceil(Math.sqrt(n)) || 1;
   const rows = Math.ceil(n / cols) || 1;
-  canvas.width = cols * (SIDE + GAP) + GAP;
-  canvas.height = rows * (SIDE + GAP) + GAP;
+  canvas.width = cols * (cell + GAP) + GAP;
+  canvas.height = rows * (cell + GAP) + GAP;
   const ctx = canvas.getContext("2d");
   const image = ctx.createImageData(canvas.width, canvas.height);
   image.data.fill(255); // white gaps (and the empty cells of a last row)
   for (let t = 0; t < n; t++) {
-    const x0 = GAP + (t % cols) * (SIDE + GAP);
-    const y0 = GAP + Math.floor(t / cols) * (SIDE + GAP);
-    for (let i = 0; i < SIDE * SIDE; i++) {
-      const [r, g, b] = DIVERGING_U8[tiles[t * SIDE * SIDE + i]];
-      image.data.set([r, g, b, 255], 4 * ((y0 + Math.floor(i / SIDE)) * canvas.width + x0 + (i % SIDE)));
+    const x0 = GAP + (t % cols) * (cell + GAP);
+    const y0 = GAP + Math.floor(t / cols) * (cell + GAP);
+    for (let i = 0; i < side * side; i++) {
+      const rgba = [...DIVERGING_U8[tiles[t * side * side + i]], 255];
+      const x = x0 + (i % side) * scale;
+      const y = y0 + Math.floor(i / side) * scale;
+      for (let dy = 0; dy < scale; dy++) {
+        for (let dx = 0; dx < scale; dx++) image.data.set(rgba, 4 * ((y + dy) * canvas.width + x + dx));
+      }
     }
   }
   ctx.putImageData(image, 0, 0);
   canvas.dataset.epoch = epoch ?? "";
   canvas.dataset.tiles = String(n);
-  const which = n < units ? `the first ${n} of its ${units} hidden units` : `its ${units} hidden units`;
+  canvas.dataset.side = String(side);
   const when = epoch == null ? "" : epoch === 0 ? ", before training" : `, after epoch ${epoch}`;
-  $("weights-caption").textContent =
-    `First-layer weights of ${which}${when}: red where ink excites a unit, blue where it inhibits it.`;
-  canvas.setAttribute("aria-label", `The input weights of ${which} as 28×28 images${when}`);
+  // "First conv layer's 16 filters (5×5)"; "First layer's weights: the first 64 of its 256 hidden units"
+  const some = n < units;
+  const [caption, what] = conv
+    ? [`First conv layer's ${some ? `first ${n} of ${units}` : units} filters (${side}×${side})`, "a filter"]
+    : [`First layer's weights: ${some ? `the first ${n} of its` : "its"} ${units} hidden units`, "a unit"];
+  $("weights-caption").textContent = `${caption}${when}: red where ink excites ${what}, blue where it inhibits it.`;
+  canvas.setAttribute("aria-label", `${caption}${when}, each a ${side}×${side} image of weights`);
 }

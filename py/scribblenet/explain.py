@@ -4,7 +4,7 @@ Everything is computed by the network's own forward and backward passes and retu
 uint8 or float arrays, ready to paint: a saliency map (∂ log p(digit) / ∂ input), the hidden
 layers' activations, the nearest reference images in the last hidden layer's space (cosine),
 the first layer's weights as tiles (28×28 per unit, or k×k per filter of a first conv layer),
-and the test images behind a confusion-matrix cell.
+a CNN's first feature maps, and the test images behind a confusion-matrix cell.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activations import make_activation
 from .network import Network
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "activation_strips",
     "confusion_examples",
     "explain",
+    "feature_maps",
     "saliency",
     "tile_side",
     "weight_tiles",
@@ -69,6 +71,24 @@ def activation_strips(net: Network, image: np.ndarray) -> list[dict[str, object]
     return strips
 
 
+def feature_maps(net: Network, image: np.ndarray) -> tuple[np.ndarray, bool] | None:
+    """The first conv layer's output maps for one image (784,): ((c, side, side) uint8, signed).
+
+    After the layer's activation, each map scaled to its own max |a| (as `_to_uint8`), so a
+    weak filter's pattern shows too; signed (tanh, leaky ReLU's negatives) maps 0 to 128. None
+    for a network without conv layers. The network's caches are left alone, as in `saliency`.
+    """
+    if not net.convs:
+        return None
+    conv = net.convs[0]
+    h, w, c = net.config.conv_shapes()[0]
+    x = net._as_input(np.asarray(image).reshape(1, -1)).reshape(1, h, w, c)  # (1, 28, 28, 1)
+    Z = conv.sharing().forward(x, train=False)[0]  # (side, side, c_out)
+    A = make_activation(net.config.activation).forward(Z).transpose(2, 0, 1)  # (c_out, s, s)
+    signed = bool(A.min() < 0)
+    return np.stack([_to_uint8(a, signed) for a in A]), signed
+
+
 def weight_tiles(net: Network, n: int = MAX_TILES) -> np.ndarray:
     """The first layer's weights as tiles, (n, side²) uint8, 128 = zero.
 
@@ -97,17 +117,20 @@ class HiddenSpace:
     ----------
     net : the network; its last hidden layer is the space (the input itself if it has none).
     X : (m, 784) uint8 reference images (the MNIST test set in the page).
+    hidden : (m, h) their last hidden layer if already computed (a CNN's pass is costly).
     """
 
-    def __init__(self, net: Network, X: np.ndarray):
+    def __init__(self, net: Network, X: np.ndarray, hidden: np.ndarray | None = None):
         self.X = X
         self._net = net
-        self.E = self._embed(X)  # (m, h) unit rows
+        self.E = self._embed(X, hidden)  # (m, h) unit rows
 
-    def _embed(self, X: np.ndarray) -> np.ndarray:
-        """(n, h) rows of the last hidden layer, normalised to unit length."""
-        hidden = self._net.hidden_activations(X)
-        E = (hidden[-1] if hidden else self._net._as_input(X)).astype(np.float32)  # (n, h)
+    def _embed(self, X: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
+        """(n, h) rows of the last hidden layer (given, or computed), normalised to unit length."""
+        if hidden is None:
+            layers = self._net.hidden_activations(X)
+            hidden = layers[-1] if layers else self._net._as_input(X)
+        E = hidden.astype(np.float32)  # (n, h), a copy
         norms = np.linalg.norm(E, axis=1, keepdims=True)  # (n, 1)
         E /= np.where(norms > 0, norms, 1)
         return E

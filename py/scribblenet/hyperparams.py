@@ -156,12 +156,14 @@ PRESETS: tuple[Preset, ...] = (
     # Two conv layers, LeNet-like. `scribblenet train --preset cnn` here, 2026-12-02, with
     # OMP_NUM_THREADS=1: 99.30 % on the MNIST test set in 81 s (6 epochs of ~13 s, plus the test
     # passes). With two BLAS threads on the shared machine, OpenBLAS's waiting threads starve
-    # the im2col work between products: ~10× slower, so one thread is the one to use.
+    # the im2col work between products: ~10× slower, so one thread is the one to use. In the
+    # page (bench_browser.py --only train --form preset=cnn, 2026-12-02): 236 s to 99.23 %,
+    # 99.0 % from epoch 3 (113 s); ~1,500–1,950 examples/s against 3,900–5,300 natively.
     _preset("cnn", "Convolutional: conv5x16,pool2,conv5x32,pool2,dense128, Adam 0.003 "
             "annealed, 6 epochs (≈ 99.3 %)",
-            note="about 81 s natively (not yet timed in the page), 99.3 % on the test set",
-            caution=("Slow in the page: convolutions take many times longer here than natively. "
-                     f"{_KEEP}"),
+            note="about 4 min here (81 s natively), 99.2 % on the test set",
+            caution=("Slow: about 4 minutes here, for about 99.2 % (the pretrained model reads "
+                     f"about 98 %). {_KEEP}"),
             hidden="conv5x16,pool2,conv5x32,pool2,dense128", learning_rate="0.003",
             lr_schedule="cosine", epochs="6"),
     # The tutorial's __main__ exactly: NeuralNetwork([50, 10]).fit(lr=0.1, n_iterations=100).

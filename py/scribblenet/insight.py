@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from .calibration import softmax_t
-from .explain import HiddenSpace, confusion_examples, explain, tile_side, weight_tiles
+from .explain import (
+    HiddenSpace,
+    confusion_examples,
+    explain,
+    feature_maps,
+    tile_side,
+    weight_tiles,
+)
 from .network import Network
 from .training import confusion_matrix
 
@@ -33,13 +40,21 @@ class TestSetView:
 
     def __init__(self, net: Network, X: np.ndarray, y: np.ndarray, temperature: float = 1.0):
         self.net, self.X, self.y = net, X, y
-        logits = [net.forward(X[i : i + _CHUNK]) for i in range(0, len(X), _CHUNK)]
-        self.P = softmax_t(np.concatenate(logits), temperature)  # (m, 10)
         self._space: HiddenSpace | None = None
+        if net.convs and net.dense[:-1]:
+            # Behind conv layers a pass over the test set takes seconds in the page: one pass
+            # gives both the probabilities and the hidden space.
+            logits, hidden = _logits_and_hidden(net, X)
+            self._space = HiddenSpace(net, X, hidden)
+        else:
+            logits = np.concatenate(
+                [net.forward(X[i : i + _CHUNK]) for i in range(0, len(X), _CHUNK)]
+            )
+        self.P = softmax_t(logits, temperature)  # (m, 10)
 
     @property
     def space(self) -> HiddenSpace:
-        """The test images in the last hidden layer (built on first use: one more pass)."""
+        """The test images in the last hidden layer (an MLP's built on first use: one more pass)."""
         if self._space is None:
             self._space = HiddenSpace(self.net, self.X)
         return self._space
@@ -64,6 +79,15 @@ class TestSetView:
         return {"ok": True, "true": true, "pred": pred, "total": total, "items": items}
 
 
+def _logits_and_hidden(net: Network, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (m, 10) and the last hidden layer (m, h) of images X (m, 784), in one pass."""
+    hidden = np.concatenate(
+        [net.hidden_activations(X[i : i + _CHUNK])[-1] for i in range(0, len(X), _CHUNK)]
+    )  # (m, h)
+    logits: np.ndarray = net.dense[-1].forward(hidden, train=False)  # (m, 10)
+    return logits, hidden
+
+
 def explain_reply(
     net: Network, image: np.ndarray, temperature: float, view: TestSetView | None
 ) -> dict[str, Any]:
@@ -74,7 +98,9 @@ def explain_reply(
     {"empty": False, "digit", "probability", "runner_up": {"digit", "probability"},
     "saliency": 784 floats in [-1, 1], "saliency_kind", "activations": [{units, values
     (uint8), signed}] per hidden layer, "neighbours": [{image, label, index, similarity}]
-    (nearest test images in the last hidden layer, cosine; [] without a view)}.
+    (nearest test images in the last hidden layer, cosine; [] without a view)}; for a CNN
+    also "feature_maps": {n, side, maps: n × side² uint8 bytes (row-major, each map scaled
+    to its own max), signed} of its first conv layer.
     """
     x = image.reshape(784)
     p = softmax_t(net.forward(x.reshape(1, 784)), temperature)[0]  # (10,)
@@ -89,7 +115,7 @@ def explain_reply(
                 "index": int(i),
                 "similarity": float(similarity),
             })  # fmt: skip
-    return {
+    reply: dict[str, Any] = {
         "empty": False,
         "digit": why.digit,
         "probability": why.probability,
@@ -99,13 +125,19 @@ def explain_reply(
         "activations": why.activations,
         "neighbours": neighbours,
     }
+    if (maps := feature_maps(net, x)) is not None:
+        values, signed = maps  # (n, side, side) uint8
+        n, side, _ = values.shape
+        reply["feature_maps"] = {"n": n, "side": side, "maps": values.tobytes(), "signed": signed}
+    return reply
 
 
 def weights_reply(net: Network, epoch: int | None) -> dict[str, Any]:
-    """{ok, n, side, tiles, units, epoch}: the first layer's weights, as tiles.
+    """{ok, n, side, tiles, units, conv, epoch}: the first layer's weights, as tiles.
 
     tiles : n × side² uint8 bytes, 128 = 0; side is 28 for an MLP's hidden units, k for the
-    k×k filters of a first conv layer. units : how many units (or filters) the layer has.
+    k×k filters of a first conv layer (conv: True). units : how many units (or filters) the
+    layer has.
     """
     tiles = weight_tiles(net)
     units = int((net.convs[0] if net.convs else net.dense[0]).W.shape[1])
@@ -115,5 +147,6 @@ def weights_reply(net: Network, epoch: int | None) -> dict[str, Any]:
         "side": tile_side(net),
         "tiles": tiles.tobytes(),
         "units": units,
+        "conv": bool(net.convs),
         "epoch": epoch,
     }

@@ -395,13 +395,14 @@ class Session:
     def _add_weights(self, events: list[dict[str, Any]]) -> None:
         """Add a "weights" event (live first-layer tiles) after each epoch, else once a second.
 
-        Only after whole batches (a batch part changes no weight), never after a divergence
-        (those weights are being thrown away), and before "done": the run's final weights.
+        Only after whole batches or an epoch's end (a batch part or a test-set part changes no
+        weight), never after a divergence (those weights are being thrown away), and before
+        "done": the run's final weights.
         """
         kinds = {e["type"] for e in events}
         now = time.perf_counter()
         due = "epoch" in kinds or now - self._weights_sent >= WEIGHTS_EVERY_S
-        if not due or "batch" not in kinds or "diverged" in kinds or self.trainer is None:
+        if not due or not {"batch", "epoch"} & kinds or "diverged" in kinds or self.trainer is None:
             return
         self._weights_sent = now
         weights = {"type": "weights", **self.weight_tiles(), "step": self.trainer.step}

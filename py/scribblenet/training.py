@@ -191,6 +191,11 @@ class Trainer:
         self._rows_done = 0  # rows of the current batch already in `_accumulated`
         self._accumulated: list[np.ndarray] | None = None  # gradient sums of a split batch
         self._part_sums = [0.0, 0, 0.0]  # cost·rows, correct, seconds of the current batch
+        # The test pass after an epoch runs in parts of about one training pass's arithmetic (a
+        # forward pass is a third of one), so a caller with a time budget gets control back
+        # between them: 10,000 images through a CNN take seconds in a browser tab.
+        self.test_part = max(1, 3 * MICRO_BATCH_FLOPS // max(net.config.flops_per_example, 1))
+        self._tested: list[np.ndarray] | None = None  # predictions of the pass in progress
         self._epoch_sums = [0.0, 0, 0, 0.0]  # cost·n, correct, seen, seconds
         # Chance level is ln(k) nats; a mean cost 100× that means logits have blown up even if
         # float arithmetic has not overflowed yet.
@@ -302,16 +307,33 @@ class Trainer:
         }
 
     def _progress(self) -> Event:
-        """Where a split batch has got to, for a caller that stops in the middle of one."""
-        return {
+        """Where a split batch (or the test pass) has got to, for a caller that stops inside it.
+
+        During the test pass the epoch's last batch is whole (batch_fraction 1) and
+        test_fraction says how much of the test set has been scored.
+        """
+        event: Event = {
             "type": "progress",
             "epoch": self.epoch + 1,
             "batch": self._batch + 1,
             "n_batches": self.n_batches,
             "step": self.step,
             "total_steps": self.total_steps,
-            "batch_fraction": self._rows_done / _length(self._batch_rows(), self.n_train),
         }
+        if self._tested is not None and self.y_test is not None:
+            tested = sum(len(p) for p in self._tested)
+            event.update(batch=self._batch, batch_fraction=1.0,
+                         test_fraction=tested / len(self.y_test))  # fmt: skip
+        else:
+            event["batch_fraction"] = self._rows_done / _length(self._batch_rows(), self.n_train)
+        return event
+
+    def _test_part(self) -> bool:
+        """Score the next part of the test set; True once all of it is scored."""
+        assert self._tested is not None and self.X_test is not None
+        start = sum(len(p) for p in self._tested)
+        self._tested.append(self.net.predict(self.X_test[start : start + self.test_part]))
+        return start + self.test_part >= len(self.X_test)
 
     def _diverged(self, cost: float) -> Event:
         self.done = True
@@ -343,8 +365,9 @@ class Trainer:
             "seconds": seconds,
             "examples_per_s": seen / seconds if seconds > 0 else 0.0,
         }
-        if self.X_test is not None and self.y_test is not None:
-            pred = self.net.predict(self.X_test)  # (n_test,)
+        tested, self._tested = self._tested, None
+        if self.X_test is not None and self.y_test is not None and tested is not None:
+            pred = np.concatenate(tested)  # (n_test,)
             event["test_accuracy"] = float((pred == self.y_test).mean())
             event["confusion"] = confusion_matrix(
                 self.y_test, pred, self.net.config.n_classes
@@ -364,8 +387,10 @@ class Trainer:
         max_batches : stop after this many batches (resume by calling `run` again);
             None trains to the end.
         max_seconds : also stop once this much time has passed (after at least one forward and
-            backward pass), so a caller that must stay responsive gets control back at a steady
-            pace; a batch split into micro-batches may then stop half-way ("progress" event).
+            backward pass, or one part of the test pass), so a caller that must stay responsive
+            gets control back at a steady pace; a batch split into micro-batches, or the test
+            pass that ends an epoch, may then stop half-way ("progress" event). Without it the
+            events are the same, minus those "progress" events.
 
         Yields
         ------
@@ -377,6 +402,19 @@ class Trainer:
         deadline = None if max_seconds is None else time.perf_counter() + max_seconds
         trained = False
         while not self.done:
+            if self._tested is not None:  # the epoch is trained; its test pass, part by part
+                if self.X_test is not None:
+                    if trained and deadline is not None and time.perf_counter() >= deadline:
+                        yield self._progress()
+                        return
+                    trained = True
+                    if not self._test_part():
+                        continue
+                yield self._end_epoch()
+                if self.epoch == self.config.epochs:
+                    self.done = True
+                    yield {"type": "done", "epochs": self.epoch, "steps": self.step}
+                continue
             if self._order is None:
                 self._start_epoch()
             if budget is not None and budget <= 0:
@@ -395,10 +433,7 @@ class Trainer:
             if budget is not None:
                 budget -= 1
             if self._batch == self.n_batches:
-                yield self._end_epoch()
-                if self.epoch == self.config.epochs:
-                    self.done = True
-                    yield {"type": "done", "epochs": self.epoch, "steps": self.step}
+                self._tested = []  # the epoch ends once the test pass above is complete
 
     def __repr__(self) -> str:
         return (

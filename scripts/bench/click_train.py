@@ -2,10 +2,11 @@
 
 The real page (with ``?debug``, which changes nothing but lets us ask the worker for its heap) is
 opened in a fresh tab, and so with a fresh worker: its form is left at the default preset or
-filled in with --form's settings, Train is clicked, and every epoch's test accuracy is timed
-from the click. Meanwhile the renderer processes' RSS (/proc: the page and its worker) is
-sampled; the worker's WebAssembly heap (Pyodide's, which never shrinks) is asked for before the
-click and after training.
+filled in with --form's settings (``preset=cnn`` chooses a preset; a slow one's caution is
+clicked through), Train is clicked, and every epoch's test accuracy is timed from the click (a
+convolutional network's goal: 99.0 % in 60 s instead of 97.5 % in 15 s). Meanwhile the renderer
+processes' RSS (/proc: the page and its worker) is sampled; the worker's WebAssembly heap
+(Pyodide's, which never shrinks) is asked for before the click and after training.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from harness import Run, fmt, log, short_error
 __all__ = ["TUNE_FORMS", "report", "run", "targets"]
 
 ACCURACY = 0.975
+GOALS = {"mlp": (ACCURACY, 15.0), "cnn": (0.99, 60.0)}  # (test accuracy, seconds) to reach
 # Candidates for a quicker default preset (--tune): the "fast" preset's neighbours.
 TUNE_FORMS = [
     {"hidden": "256", "learning_rate": "0.007", "lr_schedule": "cosine", "epochs": "2"},
@@ -140,10 +142,15 @@ def click_train(r: Run, url: str, form: dict[str, str] | None) -> dict[str, Any]
         result["heap_before_mb"] = page.evaluate(WORKER_HEAP, 10**9) / 2**20
         sampler = RssSampler(our_renderers(r.profile))
         sampler.start()
-        page.evaluate(
-            "window.__bench.clickAt = performance.now();"
-            "document.querySelector('[data-testid=\"train\"]').click()"
-        )
+        # A slow preset's first click shows its caution ("Train anyway"); the second starts it.
+        page.evaluate("""() => {
+            const train = document.querySelector('[data-testid="train"]');
+            window.__bench.clickAt = performance.now();
+            train.click();
+            if (train.textContent !== "Train anyway") return;
+            window.__bench.clickAt = performance.now();
+            train.click();
+        }""")
         page.wait_for_function(
             "() => window.__bench.events.some((e) => e.t >= window.__bench.clickAt"
             " && e.type === 'done')",
@@ -152,7 +159,8 @@ def click_train(r: Run, url: str, form: dict[str, str] | None) -> dict[str, Any]
         )
         result["heap_after_mb"] = page.evaluate(WORKER_HEAP, 10**9 + 1) / 2**20
         data = page.evaluate("({events: window.__bench.events, clickAt: window.__bench.clickAt})")
-        result.update(epochs_from(data["events"], data["clickAt"]))
+        result["kind"] = "cnn" if "conv" in result["settings"].get("hidden", "") else "mlp"
+        result.update(epochs_from(data["events"], data["clickAt"], GOALS[result["kind"]][0]))
     except Exception as exc:
         result.update(short_error(exc))
     finally:
@@ -162,8 +170,10 @@ def click_train(r: Run, url: str, form: dict[str, str] | None) -> dict[str, Any]
     return result
 
 
-def epochs_from(events: list[dict[str, Any]], click: float) -> dict[str, Any]:
-    """The run's epochs (seconds since the click) and when it started, reached 97.5 %, ended."""
+def epochs_from(
+    events: list[dict[str, Any]], click: float, accuracy: float = ACCURACY
+) -> dict[str, Any]:
+    """The run's epochs (seconds since the click) and when it started, reached `accuracy`, ended."""
     after = [e for e in events if e["t"] >= click]
     epochs = [
         {"epoch": e["epoch"], "test_accuracy": e.get("test_accuracy"),
@@ -173,7 +183,7 @@ def epochs_from(events: list[dict[str, Any]], click: float) -> dict[str, Any]:
     ]  # fmt: skip
     started = [e for e in after if e["type"] == "started"]
     done = [e for e in after if e["type"] == "done"]
-    reached = [e["seconds"] for e in epochs if (e["test_accuracy"] or 0) >= ACCURACY]
+    reached = [e["seconds"] for e in epochs if (e["test_accuracy"] or 0) >= accuracy]
     return {
         "epochs": epochs,
         "started_s": (started[0]["t"] - click) / 1000 if started else None,
@@ -202,13 +212,15 @@ def form_label(form: Any) -> str:
 
 def report(runs: list[dict[str, Any]], add: Callable[[str], None]) -> None:
     """Sections 5 and 6 of the table."""
-    add("5. Click Train -> first epoch with >= 97.5 % test accuracy (full 10k test set)")
+    add("5. Click Train -> first epoch with >= 97.5 % test accuracy (a CNN: 99.0 %; full 10k "
+        "test set)")  # fmt: skip
     for run in runs:
         label = form_label(run.get("form"))
         if "epochs" not in run:
             add(f"   {label}: ERROR {run.get('error')}")
             continue
-        add(f"   {label}: {fmt(run['seconds_to_target'], '.1f', ' s')} to 97.5 % "
+        goal = 100 * GOALS[run.get("kind", "mlp")][0]
+        add(f"   {label}: {fmt(run['seconds_to_target'], '.1f', ' s')} to {goal:.1f} % "
             f"(best {fmt(100 * (run['best_accuracy'] or 0), '.2f', ' %')}, "
             f"set-up {fmt(run.get('started_s'), '.2f', ' s')}, "
             f"done {fmt(run.get('done_s'), '.1f', ' s')})")  # fmt: skip
@@ -233,8 +245,9 @@ def targets(runs: list[dict[str, Any]]) -> dict[str, tuple[Any, bool | None]]:
     for run in runs:
         label = form_label(run.get("form"))
         v = run.get("seconds_to_target")
-        out[f"Train -> 97.5 % <= 15 s, s ({label})"] = (
-            v, None if "epochs" not in run else (v is not None and v <= 15))  # fmt: skip
+        accuracy, seconds = GOALS[run.get("kind", "mlp")]
+        out[f"Train -> {100 * accuracy:.1f} % <= {seconds:.0f} s, s ({label})"] = (
+            v, None if "epochs" not in run else (v is not None and v <= seconds))  # fmt: skip
     heap = runs[0].get("heap_after_mb") if runs else None
     out["worker memory <= 300 MB (Pyodide heap after training, MB)"] = (
         heap, None if heap is None else heap <= 300)  # fmt: skip

@@ -157,12 +157,14 @@ def stage_site(tmp: Path, dist: Path | None, notes: list[str]) -> Path:
     shutil.copytree(BENCH, site / "bench", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     vendor = site / "bench" / "vendor" / "tfjs"
     vendor.mkdir(parents=True)
+    # Another node_modules may hold TF.js (npm ci --omit=dev leaves it out of the project's).
+    modules = Path(os.environ.get("SCRIBBLENET_TFJS_MODULES", ROOT / "node_modules"))
     for rel in TFJS_FILES:
-        src = ROOT / "node_modules" / rel
+        src = modules / rel
         if src.is_file():
             shutil.copy2(src, vendor / src.name)
         else:
-            notes.append(f"node_modules/{rel} missing (npm ci): no TF.js figures")
+            notes.append(f"{modules}/{rel} missing (npm ci): no TF.js figures")
     return site
 
 

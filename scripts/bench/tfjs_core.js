@@ -2,8 +2,10 @@
 // variant of tfjs.html (?main=1): the same MLP trained by TensorFlow.js on its WebAssembly
 // backend. Benchmark-only; vendor/tfjs/ is copied from node_modules by scripts/bench/harness.py.
 //
-//   tfjsBench({threads: null|n, hidden, batch, steps, repeats, n, fit})
-//     -> {simd, multithread, threads, crossOriginIsolated, custom: {best, median, rates}, fit?}
+//   tfjsBench({threads: null|n, hidden, batch, steps, repeats, n, fit, cnn})
+//     -> {simd, multithread, threads, crossOriginIsolated, custom: {best, median, rates}, fit?,
+//         conv2d_error?}
+// With cnn: true the network is the cnn preset's, conv5x16,pool2,conv5x32,pool2,dense128 (ReLU).
 const here = new URL("./", self.location.href); // bench/
 let initialised = null;
 
@@ -64,6 +66,53 @@ function customLoop({ hidden, batch, n }, X, Y) {
   };
 }
 
+// A valid k×k convolution as scribblenet computes it, im2col then one product: the k² shifted
+// slices side by side on the channel axis (n·oh·ow, k·k·c), times W (k·k·c, c_out). The wasm
+// backend has no Conv2DBackpropFilter kernel (4.22), so tf.conv2d cannot be trained on it.
+function im2colConv(A, W, b, k) {
+  const [n, h, w, c] = A.shape;
+  const [oh, ow] = [h - k + 1, w - k + 1];
+  const slices = [];
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) slices.push(tf.slice(A, [0, i, j, 0], [n, oh, ow, c]));
+  const cols = tf.reshape(tf.concat(slices, 3), [n * oh * ow, k * k * c]);
+  return tf.reshape(tf.add(tf.matMul(cols, W), b), [n, oh, ow, W.shape[1]]);
+}
+
+// The cnn preset's network, trained like customLoop's MLP (minimize, cost read back).
+function cnnLoop({ batch, n }, X, Y) {
+  const he = (fanIn, shape) => tf.variable(tf.randomNormal(shape, 0, Math.sqrt(2 / fanIn)));
+  const [W1, b1] = [he(25, [25, 16]), tf.variable(tf.zeros([16]))];
+  const [W2, b2] = [he(400, [400, 32]), tf.variable(tf.zeros([32]))];
+  const [W3, b3] = [he(512, [512, 128]), tf.variable(tf.zeros([128]))];
+  const [W4, b4] = [he(128, [128, 10]), tf.variable(tf.zeros([10]))];
+  const optimizer = tf.train.adam(1e-3);
+  const images = tf.reshape(X, [n, 28, 28, 1]);
+  return () => {
+    const idx = tf.tensor1d(randomIndices(batch, n), "int32");
+    const cost = optimizer.minimize(() => {
+      let A = tf.gather(images, idx); // (b, 28, 28, 1)
+      A = tf.maxPool(tf.relu(im2colConv(A, W1, b1, 5)), 2, 2, "valid"); // (b, 12, 12, 16)
+      A = tf.maxPool(tf.relu(im2colConv(A, W2, b2, 5)), 2, 2, "valid"); // (b, 4, 4, 32)
+      A = tf.relu(tf.add(tf.matMul(tf.reshape(A, [batch, 512]), W3), b3)); // (b, 128)
+      return tf.losses.softmaxCrossEntropy(tf.gather(Y, idx), tf.add(tf.matMul(A, W4), b4));
+    }, true);
+    idx.dispose();
+    const value = cost.dataSync()[0];
+    cost.dispose();
+    return value;
+  };
+}
+
+/** Why tf.conv2d cannot be trained on this backend (null if it can). */
+function conv2dGradError() {
+  try {
+    tf.tidy(() => tf.grad((w) => tf.sum(tf.conv2d(tf.ones([1, 6, 6, 1]), w, 1, "valid")))(tf.ones([3, 3, 1, 2])).dataSync());
+    return null;
+  } catch (err) {
+    return String(err?.message ?? err).slice(0, 200);
+  }
+}
+
 function bestOf(fn, steps, repeats, batch) {
   for (let i = 0; i < 3; i++) fn(); // warm-up: kernels, buffers, optimiser state
   const rates = [];
@@ -99,7 +148,9 @@ async function tfjsBench(msg) {
   const options = { hidden: msg.hidden ?? [128], batch: msg.batch ?? 128, n: msg.n ?? 8192 };
   const [X, Y] = syntheticData(options.n);
   const result = { ...info, ...options, mainThread: typeof window !== "undefined" };
-  result.custom = bestOf(customLoop(options, X, Y), msg.steps ?? 20, msg.repeats ?? 7, options.batch);
+  const loop = msg.cnn ? cnnLoop(options, X, Y) : customLoop(options, X, Y);
+  result.custom = bestOf(loop, msg.steps ?? 20, msg.repeats ?? 7, options.batch);
+  if (msg.cnn) result.conv2d_error = conv2dGradError();
   if (msg.fit) result.fit = await fitRate({ ...options, repeats: msg.repeats ?? 7 }, X, Y);
   X.dispose();
   Y.dispose();

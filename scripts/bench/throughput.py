@@ -98,6 +98,33 @@ class WorkerPage:
         result = best_of_epochs([e["examples_per_s"] for e in trained])
         return {**result, "backend": self.backend, "subset": subset}
 
+    def rate_blocks(
+        self, config: dict[str, str], warmup: int, steps: int, blocks: int
+    ) -> dict[str, Any]:
+        """Examples/s over `blocks` blocks of `steps` batches after `warmup` batches, by the
+        Trainer's own clock; the run is stopped before its epoch ends (no test pass)."""
+        batch = int(config["batch_size"])
+        last = warmup + steps * blocks
+        self.page.evaluate("() => { bench.events.length = 0; }")
+        started = self.page.evaluate(
+            "([config, subset]) => bench.client.request('train', {config, subset})",
+            [{**config, "epochs": "1"}, (last + 1) * batch],
+        )
+        if not started.get("ok"):
+            raise ValueError(f"the worker refused the settings: {started.get('errors')}")
+        self._wait(f"e.type === 'batch' && e.batch >= {last}")
+        self.page.evaluate("() => bench.client.request('stop')")
+        self._wait("e.type === 'done'")
+        batches = [e for e in self.page.evaluate("bench.events") if e["type"] == "batch"]
+        # The Trainer's clock at each batch: examples seen / the epoch's examples per second.
+        clock = {e["batch"]: (e["seen"], e["seen"] / e["examples_per_s"]) for e in batches}
+        rates = []
+        for b in range(blocks):
+            (seen0, t0), (seen1, t1) = clock[warmup + b * steps], clock[warmup + (b + 1) * steps]
+            rates.append((seen1 - seen0) / (t1 - t0))
+        return {"best": max(rates), "median": statistics.median(rates), "rates": rates,
+                "backend": self.backend, "batches": len(batches)}  # fmt: skip
+
     def close(self) -> None:
         """Close the tab (and so the worker)."""
         self.page.close()
@@ -112,9 +139,9 @@ class TfjsPage:
         self.page.wait_for_function("() => window.benchReady === true")
         self.threads = threads
 
-    def rate(self, fit: bool = False) -> dict[str, Any]:
-        """Examples/s (best of TFJS_RUN's blocks) and the backend's settings."""
-        message = {**TFJS_RUN, "threads": self.threads, "fit": fit}
+    def rate(self, fit: bool = False, **run: Any) -> dict[str, Any]:
+        """Examples/s (best of TFJS_RUN's blocks, or `run`'s) and the backend's settings."""
+        message = {**TFJS_RUN, **run, "threads": self.threads, "fit": fit}
         return self.page.evaluate("(m) => bench(m)", message)
 
     def close(self) -> None:
@@ -122,15 +149,18 @@ class TfjsPage:
         self.page.close()
 
 
-def native_rate(site: Path) -> dict[str, Any]:
+def native_rate(
+    site: Path, config: dict[str, str] = TRAINING, subset: int = KERNEL_RUN["subset"],
+    epochs: int = KERNEL_RUN["epochs"],
+) -> dict[str, Any]:  # fmt: skip
     """bench/native_rate.py on the site's dataset, in a subprocess with BLAS on one thread."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "py")}
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
     manifest = json.loads((site / "manifest.json").read_text(encoding="utf-8"))
-    config = {**TRAINING, "epochs": str(KERNEL_RUN["epochs"])}
+    config = {**config, "epochs": str(epochs)}
     cmd = [sys.executable, str(BENCH / "native_rate.py"), str(site / manifest["dataset"]),
-           json.dumps(config), str(KERNEL_RUN["subset"])]  # fmt: skip
+           json.dumps(config), str(subset)]  # fmt: skip
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if result.returncode:
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr else "failed")
