@@ -260,3 +260,17 @@ def test_examples_per_second_counts_each_pass_once(monkeypatch) -> None:
     batch = next(e for e in trainer.run() if e["type"] == "batch")
     # _train_part reads the clock twice (start, end of the pass), _update twice: 2 s in all.
     assert batch["examples_per_s"] == pytest.approx(60 / 2)
+
+
+def test_epochs_trained_counts_an_epoch_once_its_batches_are_done() -> None:
+    _net, trainer = make(batch_size=60)  # 4 batches per epoch
+    trainer.test_part = 7
+    seen = []
+    while not trainer.done:
+        for event in trainer.run(max_seconds=0):
+            seen.append((event["type"], trainer.epoch, trainer.epochs_trained))
+    testing = [(epoch, trained) for kind, epoch, trained in seen if kind == "progress"]
+    assert testing and all(trained == epoch + 1 for epoch, trained in testing)
+    batches = [(epoch, trained) for kind, epoch, trained in seen if kind == "batch"]
+    assert all(trained in (epoch, epoch + 1) for epoch, trained in batches)
+    assert trainer.epochs_trained == trainer.epoch == 3

@@ -132,7 +132,12 @@ function ended(msg) {
   if (msg.reason === "finished" && r) {
     result.textContent = `Your digits (held out, ${r.folds}-fold cross-validation): ` +
       `${percent(r.own_before)} → ${percent(r.own_after)} · MNIST test: ` +
-      `${percent(r.test_before)} → ${percent(r.test_after)} · ${r.seconds.toFixed(1)} s`;
+      `${percent(r.test_before)} → ${percent(r.test_after)} · ${r.seconds.toFixed(1)} s` +
+      // A model that already reads you gains nothing, and a few digits can even cost one.
+      (r.own_after <= r.own_before
+        ? ". It read your held-out digits no better: Reset to pretrained, or an earlier " +
+          "model in the history, brings the one before back."
+        : "");
     result.dataset.done = "true";
   } else {
     result.textContent = msg.message; // stopped, replaced or failed: Python says which model is in use

@@ -574,7 +574,7 @@ class Session:
         if self.net is None:
             return {"ok": False, "error": "the model is still loading"}
         if self.trainer is not None:
-            return weights_reply(self.net, self.trainer.epoch)
+            return weights_reply(self.net, self.trainer.epochs_trained)
         epochs = self.net.metadata.get("training", {}).get("epochs")
         return weights_reply(self.net, epochs if isinstance(epochs, int) else None)
 

@@ -435,6 +435,15 @@ class Trainer:
             if self._batch == self.n_batches:
                 self._tested = []  # the epoch ends once the test pass above is complete
 
+    @property
+    def epochs_trained(self) -> int:
+        """Epochs whose batches are all done: `epoch`, plus one while its test pass is scored.
+
+        What the weights show: the test pass after an epoch's last batch changes none of them.
+        """
+        testing = self._order is not None and self._batch == self.n_batches
+        return self.epoch + int(testing)
+
     def __repr__(self) -> str:
         return (
             f"Trainer({self.net!r}, {self.optimizer!r}, batch_size={self.batch_size}, "

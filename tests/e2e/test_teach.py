@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from page_helpers import BOOT_TIMEOUT_MS, DIGITS, SEVEN, draw, wait_ready
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, FileChooser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from session_helpers import npz_bytes
 
@@ -265,6 +266,23 @@ def focus_by_tab(page: Page, testid: str) -> None:
     pytest.fail(f"Tab never reached {testid}")
 
 
+def choose_by_keyboard(page: Page) -> FileChooser:
+    """Enter on the focused button opens the file chooser; the chooser it opened.
+
+    In a fresh headless Chromium the first chooser after a download is now and then never
+    reported (seen in 1 of 4 runs of this test, never by hand): Enter is pressed again then.
+    """
+    for attempt in range(3):
+        try:
+            with page.expect_file_chooser(timeout=10_000) as chooser:
+                page.keyboard.press("Enter")
+            return chooser.value
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_all_of_it_by_keyboard(app, tmp_path: Path) -> None:
     page = app.page
     delete_all(page)
@@ -305,9 +323,7 @@ def test_all_of_it_by_keyboard(app, tmp_path: Path) -> None:
     page.keyboard.press("Enter")  # Undo
     expect(count(page)).to_have_text("2")
     focus_by_tab(page, "digits-import-button")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
-    chooser.value.set_files(str(tmp_path / "mine.npz"))
+    choose_by_keyboard(page).set_files(str(tmp_path / "mine.npz"))
     expect(count(page)).to_have_text("4", timeout=15_000)
     # Fine-tune needs 5 digits of 2 labels: one more, then Enter starts it and Escape stops it.
     expect(page.get_by_test_id("fine-tune-hint")).to_contain_text("at least 5")
