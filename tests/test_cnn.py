@@ -25,8 +25,8 @@ from scribblenet.training import (
 )
 from session_helpers import tiny_mnist
 from test_conv import CountingBackend
+from test_gradients import EPS, numeric_grad
 
-EPS = 1e-6
 # 6×6 images → conv3x2same 6×6×2 → pool2 3×3×2 → conv2x3 2×2×3 → 12 → 5 → 3 classes.
 SMALL = {"n_inputs": 36, "conv": ("conv3x2same", "pool2", "conv2x3"), "hidden": (5,),
          "n_classes": 3}  # fmt: skip
@@ -150,16 +150,7 @@ def test_input_gradient_through_conv_layers_matches_central_differences() -> Non
 
     analytic = net.input_gradient(X, classes)
     assert analytic.shape == (2, 36)
-    numeric = np.zeros_like(X)
-    for index in np.ndindex(X.shape):
-        old = X[index]
-        X[index] = old + EPS
-        up = log_p()
-        X[index] = old - EPS
-        down = log_p()
-        X[index] = old
-        numeric[index] = (up - down) / (2 * EPS)
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(analytic, numeric_grad(log_p, X), rtol=1e-5, atol=1e-8)
 
 
 def test_input_gradient_leaves_a_run_in_progress_alone() -> None:

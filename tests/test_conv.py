@@ -9,22 +9,7 @@ from scribblenet.conv import Conv2D, Flatten, MaxPool2D
 from scribblenet.layers import Dense
 from scribblenet.losses import SoftmaxCrossEntropy
 from scribblenet.matmul import NumpyBackend
-
-EPS = 1e-6
-
-
-def numeric_grad(f, x: np.ndarray) -> np.ndarray:
-    """∂f/∂x by central differences, perturbing x in place one entry at a time."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + EPS
-        fp = f()
-        x[i] = old - EPS
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * EPS)
-    return g
+from test_gradients import numeric_grad
 
 
 def reference_conv(X, W, b, kernel, padding):

@@ -25,7 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 from harness import Run, fmt, guarded, log
-from throughput import TRAINING, TfjsPage, WorkerPage, native_rate
+from throughput import (
+    TRAINING,
+    TfjsPage,
+    WorkerPage,
+    close_pages,
+    native_rate,
+    record_round,
+)
 
 from scribblenet.hyperparams import PRESETS
 
@@ -189,14 +196,8 @@ def speed(r: Run, iso_url: str, plain_url: str) -> dict[str, Any]:
                 blocks = KERNEL_BLOCKS if key == "kernel" else NUMPY_BLOCKS
                 got[key] = guarded(key, page.rate_blocks, CNN_TRAINING, **blocks)
         got["native"] = guarded("native", native_rate, r.site, CNN_TRAINING, **NATIVE_RUN)
-        out["rounds"].append({k: v.get("best") for k, v in got.items()})
-        for key, value in got.items():
-            prev = out.get(key)
-            if not isinstance(prev, dict) or value.get("best", 0) > prev.get("best", 0):
-                out[key] = value
-    for page in pages.values():
-        if not isinstance(page, dict):
-            page.close()
+        record_round(out, got)
+    close_pages(pages)
     best = {k: v["best"] for k, v in out.items() if isinstance(v, dict) and v.get("best")}
     out["ratios"] = {
         name: best["kernel"] / best[other]

@@ -206,16 +206,26 @@ def run(r: Run, only: set[str]) -> dict[str, Any]:
                     got["tfjs_fit"] = res["fit"]
         if "native" in only:
             got["native"] = guarded("native", native_rate, r.site)
-        out["rounds"].append({k: v.get("best") for k, v in got.items()})
-        for key, value in got.items():
-            prev = out.get(key)
-            if not isinstance(prev, dict) or value.get("best", 0) > prev.get("best", 0):
-                out[key] = value
+        record_round(out, got)
+    close_pages(pages)
+    out["ratios"] = ratios_of(out)
+    return out
+
+
+def record_round(out: dict[str, Any], got: dict[str, Any]) -> None:
+    """Add one round's figures: its bests to out["rounds"], and each key's best run to out[key]."""
+    out["rounds"].append({k: v.get("best") for k, v in got.items()})
+    for key, value in got.items():
+        prev = out.get(key)
+        if not isinstance(prev, dict) or value.get("best", 0) > prev.get("best", 0):
+            out[key] = value
+
+
+def close_pages(pages: dict[str, Any]) -> None:
+    """Close the pages that started (the others are the error dicts `guarded` returned)."""
     for page in pages.values():
         if not isinstance(page, dict):
             page.close()
-    out["ratios"] = ratios_of(out)
-    return out
 
 
 def ratios_of(tp: dict[str, Any]) -> dict[str, Any]:
