@@ -40,7 +40,7 @@ __all__ = [
     "finetune",
     "finetune_set",
     "load_digits",
-    "own_copies",
+    "mixed_set_sizes",
     "save_digits",
 ]
 
@@ -100,9 +100,15 @@ def _check_digits(X: np.ndarray, y: np.ndarray, what: str) -> tuple[np.ndarray, 
     return X, y.astype(np.intp)
 
 
-def own_copies(n_own: int, config: FinetuneConfig = DEFAULT_FINETUNE) -> int:
-    """How often each of n_own digits appears in the mixed set: few digits are copied more."""
-    return max(config.copies, -(-config.min_own_rows // max(n_own, 1)))
+def mixed_set_sizes(
+    n_own: int, n_mnist: int, config: FinetuneConfig = DEFAULT_FINETUNE
+) -> tuple[int, int]:
+    """(c, r): each of n_own digits appears c times in the mixed set, beside r replayed images.
+
+    Few digits are copied more (at least `min_own_rows` own rows); r = min(m, round(replay·n·c)).
+    """
+    copies = max(config.copies, -(-config.min_own_rows // max(n_own, 1)))
+    return copies, min(n_mnist, round(config.replay * n_own * copies))
 
 
 def finetune_set(
@@ -123,15 +129,14 @@ def finetune_set(
 
     Returns
     -------
-    (X (n·c + r, 784) uint8, y (n·c + r,)), the n·c own copies first: c = `own_copies(n)` and
-    r = min(m, round(replay·n·c)).
+    (X (n·c + r, 784) uint8, y (n·c + r,)), the n·c own copies first; (c, r) as
+    `mixed_set_sizes(n, m)` gives them.
     """
     X_own, y_own = _check_digits(X_own, y_own, "own")
     X_mnist, y_mnist = _check_digits(X_mnist, y_mnist, "MNIST")
     if len(y_own) == 0:
         raise ValueError("no digits of your own to fine-tune on")
-    copies = own_copies(len(y_own), config)
-    n_replay = min(len(y_mnist), round(config.replay * len(y_own) * copies))
+    copies, n_replay = mixed_set_sizes(len(y_own), len(y_mnist), config)
     pick = rng.choice(len(y_mnist), n_replay, replace=False)  # (r,)
     X = np.concatenate([np.tile(X_own, (copies, 1)), X_mnist[pick]])  # (n·c + r, 784)
     y = np.concatenate([np.tile(y_own, copies), y_mnist[pick]])

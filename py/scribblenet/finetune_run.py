@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .augment import HANDWRITING_AUGMENTATION
-from .finetune import DEFAULT_FINETUNE, FinetuneConfig, cross_validate, finetune, own_copies
+from .finetune import DEFAULT_FINETUNE, FinetuneConfig, cross_validate, finetune, mixed_set_sizes
 from .network import Network
 from .training import Augment, Event
 
@@ -26,8 +26,8 @@ MIN_DIGITS = 5  # fewer leave cross-validation folds of one digit each: no figur
 
 def _steps(n_own: int, n_mnist: int, config: FinetuneConfig) -> int:
     """Batches `finetune` takes on n_own digits (as `finetune_set` sizes the mixed set)."""
-    copies = own_copies(n_own, config)
-    rows = n_own * copies + min(n_mnist, round(config.replay * n_own * copies))
+    copies, n_replay = mixed_set_sizes(n_own, n_mnist, config)
+    rows = n_own * copies + n_replay
     return config.epochs * math.ceil(rows / min(config.batch_size, rows))
 
 

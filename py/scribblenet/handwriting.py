@@ -27,6 +27,7 @@ __all__ = [
     "HandwritingReport",
     "digit_strokes",
     "evaluate_handwriting",
+    "name_salt",
     "replay",
     "replay_digits",
     "trace_skeleton",
@@ -295,6 +296,11 @@ def replay(
     return [p + shift for p in placed], pen
 
 
+def name_salt(name: str) -> int:
+    """A number from a name, to seed a named condition's (or writer's) draws with."""
+    return sum(ord(ch) for ch in name)
+
+
 def replay_digits(
     strokes: Sequence[Sequence[np.ndarray]],
     condition: Condition,
@@ -316,7 +322,7 @@ def replay_digits(
     -------
     (images uint8 (n, 784), accepted bool (n,)); rejected drawings are all-zero images.
     """
-    salt = sum(ord(ch) for ch in condition.name)  # a condition's draws don't depend on its rank
+    salt = name_salt(condition.name)  # a condition's draws don't depend on its rank
     images = np.zeros((len(strokes), 784), dtype=np.uint8)
     accepted = np.zeros(len(strokes), dtype=bool)
     for i, lines in enumerate(strokes):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .handwriting import Condition, digit_strokes, replay_digits
+from .handwriting import Condition, digit_strokes, name_salt, replay_digits
 from .ink import ink_to_mnist
 
 __all__ = [
@@ -306,13 +306,8 @@ def render(
     -------
     (images uint8 (n, 784), accepted bool (n,)), as from `handwriting.replay_digits`.
     """
-    strokes = stylise_digits(images, labels, styles, (seed, _salt(condition.name)))
+    strokes = stylise_digits(images, labels, styles, (seed, name_salt(condition.name)))
     return replay_digits(strokes, condition, seed, size, preprocess)
-
-
-def _salt(name: str) -> int:
-    """A number from a name, as `replay_digits` salts a condition's draws."""
-    return sum(ord(ch) for ch in name)
 
 
 @dataclass(frozen=True)
@@ -332,7 +327,7 @@ class Writer:
     @property
     def hand(self) -> Condition:
         """The writer's way of drawing: narrow ranges around a slant, pen and size of their own."""
-        rng = np.random.default_rng([self.seed, _salt(self.name)])
+        rng = np.random.default_rng([self.seed, name_salt(self.name)])
         slant, pen = rng.uniform(-0.3, 0.3), rng.uniform(0.03, 0.11)
         height, turn = rng.uniform(0.4, 0.75), rng.uniform(-6.0, 6.0)
         return Condition(
@@ -348,7 +343,7 @@ class Writer:
 
     def strokes(self, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> list[Strokes]:
         """Each digit's polylines in this writer's conventions (see `stylise_digits`)."""
-        return stylise_digits(images, labels, self.styles, (seed, _salt(self.name)))
+        return stylise_digits(images, labels, self.styles, (seed, name_salt(self.name)))
 
     def render(
         self, images: np.ndarray, labels: np.ndarray, seed: int = 0, size: int = 280
