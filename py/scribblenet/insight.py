@@ -41,9 +41,9 @@ class TestSetView:
     def __init__(self, net: Network, X: np.ndarray, y: np.ndarray, temperature: float = 1.0):
         self.net, self.X, self.y = net, X, y
         self._space: HiddenSpace | None = None
-        if net.convs and net.dense[:-1]:
-            # Behind conv layers a pass over the test set takes seconds in the page: one pass
-            # gives both the probabilities and the hidden space.
+        if net.dense[:-1]:
+            # One pass gives both the probabilities and the hidden space (behind conv layers a
+            # pass over the test set takes seconds in the page).
             logits, hidden = _logits_and_hidden(net, X)
             self._space = HiddenSpace(net, X, hidden)
         else:
@@ -54,7 +54,7 @@ class TestSetView:
 
     @property
     def space(self) -> HiddenSpace:
-        """The test images in the last hidden layer (an MLP's built on first use: one more pass)."""
+        """The test images in the last hidden layer (the input itself without hidden layers)."""
         if self._space is None:
             self._space = HiddenSpace(self.net, self.X)
         return self._space
