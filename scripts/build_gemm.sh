@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build web/gemm/gemm.wasm (simd128) and web/gemm/gemm_relaxed.wasm (relaxed-SIMD FMA)
-# from web/gemm/gemm.c with Debian's clang + lld. Installs them with apt if missing.
+# Build web/gemm/gemm.wasm (simd128) and web/gemm/gemm_relaxed.wasm (relaxed-SIMD FMA), each
+# also as *_shared.wasm on a shared memory, from web/gemm/gemm.c with Debian's clang + lld. Installs them with apt if missing.
 #
 # Usage: scripts/build_gemm.sh [--check]
 #   --check  only rebuild into a temp dir and fail (exit 1) if the committed .wasm files differ;
@@ -9,7 +9,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-src="$root/web/gemm/gemm.c"
+srcs=("$root/web/gemm/gemm.c")
 out="$root/web/gemm"
 check=0
 if [[ "${1:-}" == "--check" ]]; then
@@ -34,14 +34,23 @@ cc=clang
 flags=(--target=wasm32 -msimd128 -O3 -nostdlib -ffreestanding -fno-builtin -Wall -Wextra -Werror
   -Wl,--no-entry -Wl,--import-memory -Wl,--strip-debug -Wl,-z,stack-size=0)
 
-"$cc" "${flags[@]}" -o "$out/gemm.wasm" "$src"
-"$cc" "${flags[@]}" -mrelaxed-simd -DGEMM_RELAXED -o "$out/gemm_relaxed.wasm.tmp" "$src"
+# The *_shared variants import a shared memory (threads: web/gemm/threads.js runs them in a
+# pool of workers over one SharedArrayBuffer); an import's "shared" flag must match the memory.
+shared=(-matomics -mbulk-memory -Wl,--shared-memory -Wl,--max-memory=4294967296)
+modules=(gemm.wasm gemm_relaxed.wasm gemm_shared.wasm gemm_relaxed_shared.wasm)
+
+"$cc" "${flags[@]}" -o "$out/gemm.wasm" "${srcs[@]}"
+"$cc" "${flags[@]}" "${shared[@]}" -o "$out/gemm_shared.wasm" "${srcs[@]}"
+"$cc" "${flags[@]}" -mrelaxed-simd -DGEMM_RELAXED -o "$out/gemm_relaxed.wasm.tmp" "${srcs[@]}"
+"$cc" "${flags[@]}" "${shared[@]}" -mrelaxed-simd -DGEMM_RELAXED \
+  -o "$out/gemm_relaxed_shared.wasm.tmp" "${srcs[@]}"
 # clang 14 emits the pre-standard relaxed FMA opcode (0xfd 0xaf 0x01, "f32x4.fma"), which
 # engines no longer accept. Decode every instruction of the code section and rewrite exactly
 # those to the standard f32x4.relaxed_madd (0xfd 0x85 0x02): same length; gemm.c passes the
 # operands in the order the standard opcode reads them (x*y + z).
 # Any opcode the decoder does not know fails the build rather than risk a wrong patch.
-python3 - "$out/gemm_relaxed.wasm.tmp" "$out/gemm_relaxed.wasm" <<'PY'
+patch_relaxed() {
+python3 - "$1" "$2" <<'PY'
 import sys
 
 data = bytearray(open(sys.argv[1], "rb").read())
@@ -134,8 +143,12 @@ while pos < len(data):
 open(sys.argv[2], "wb").write(data)
 print(f"build_gemm: relaxed module has {patched} pre-standard FMA opcodes rewritten")
 PY
-rm -f "$out/gemm_relaxed.wasm.tmp"
-chmod 644 "$out/gemm.wasm" "$out/gemm_relaxed.wasm"
+}
+for f in gemm_relaxed gemm_relaxed_shared; do
+  patch_relaxed "$out/$f.wasm.tmp" "$out/$f.wasm"
+  rm -f "$out/$f.wasm.tmp"
+done
+for f in "${modules[@]}"; do chmod 644 "$out/$f"; done
 
 if [[ "$check" == 1 ]]; then
   producer() { grep -a -o 'clang version [0-9][0-9.]*' "$1" | head -n 1 || true; }
@@ -145,7 +158,7 @@ if [[ "$check" == 1 ]]; then
     echo "build_gemm: committed .wasm built with '$committed', this machine has '$local_cc'" >&2
     exit 3
   fi
-  for f in gemm.wasm gemm_relaxed.wasm; do
+  for f in "${modules[@]}"; do
     if ! cmp -s "$out/$f" "$root/web/gemm/$f"; then
       echo "build_gemm: web/gemm/$f is stale (rebuild with scripts/build_gemm.sh)" >&2
       exit 1
@@ -153,5 +166,5 @@ if [[ "$check" == 1 ]]; then
   done
   echo "build_gemm: committed .wasm files are up to date"
 else
-  echo "build_gemm: built web/gemm/gemm.wasm and web/gemm/gemm_relaxed.wasm with $($cc --version | head -n 1)"
+  echo "build_gemm: built ${modules[*]} in web/gemm with $($cc --version | head -n 1)"
 fi

@@ -146,11 +146,13 @@ export async function installGemm(
     }
     kernel ??= await instantiate(wasmUrl, memory);
     result.relaxed = kernel.gemm_features() === 3;
+    // Every exported function (gemm_nn/tn/nt, adam_update, the element-wise kernels ...):
+    // what gemm.c exports is what Python sees, under the same names.
+    const functions = Object.fromEntries(
+      Object.entries(kernel).filter(([, value]) => typeof value === "function"),
+    );
     pyodide.registerJsModule(JS_MODULE, {
-      gemm_nn: kernel.gemm_nn,
-      gemm_tn: kernel.gemm_tn,
-      gemm_nt: kernel.gemm_nt,
-      adam_update: kernel.adam_update, // (n, p, g, m, v, alpha, b1, b2, 1-b1, 1-b2, eps_hat)
+      ...functions,
       features: kernel.gemm_features(),
       relaxed: result.relaxed,
     });
