@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build web/gemm/gemm.wasm (simd128) and web/gemm/gemm_relaxed.wasm (relaxed-SIMD FMA), each
-# also as *_shared.wasm on a shared memory, from web/gemm/gemm.c with Debian's clang + lld. Installs them with apt if missing.
+# also as *_shared.wasm on a shared memory, from web/gemm/gemm.c and conv_ops.c with Debian's
+# clang + lld. Installs them with apt if missing.
 #
 # Usage: scripts/build_gemm.sh [--check]
 #   --check  only rebuild into a temp dir and fail (exit 1) if the committed .wasm files differ;
@@ -9,7 +10,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-srcs=("$root/web/gemm/gemm.c")
+srcs=("$root/web/gemm/gemm.c" "$root/web/gemm/conv_ops.c")
 out="$root/web/gemm"
 check=0
 if [[ "${1:-}" == "--check" ]]; then

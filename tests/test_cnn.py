@@ -100,6 +100,15 @@ def test_set_backend_reaches_the_conv_layers() -> None:
     assert backend.calls == {"mm": 4, "mm_tn": 4, "mm_nt": 3}
 
 
+def test_set_backend_reaches_pools_and_activations() -> None:
+    net = small_cnn("relu")
+    backend = CountingBackend()
+    net.set_backend(backend)
+    others = [layer for layer in [*net.front, *net.activations] if hasattr(layer, "backend")]
+    assert len(others) > len(net.convs)  # the pools and activations have a backend
+    assert all(layer.backend is backend for layer in others)
+
+
 # ── gradients against central differences, in float64 ──────────────────────────────────────
 
 

@@ -43,9 +43,9 @@ class CountingBackend(NumpyBackend):
     def __init__(self):
         self.calls = {"mm": 0, "mm_tn": 0, "mm_nt": 0}
 
-    def mm(self, A, B, out=None):
+    def mm(self, A, B, out=None, bias=None):
         self.calls["mm"] += 1
-        return super().mm(A, B, out)
+        return super().mm(A, B, out, bias)
 
     def mm_tn(self, A, B, out=None):
         self.calls["mm_tn"] += 1

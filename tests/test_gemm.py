@@ -258,8 +258,10 @@ class FakeKernel:
         a = _view(A, K, M, lda).T if name == "tn" else _view(A, M, K, lda)  # (M, K)
         b = _view(B, N, K, ldb).T if name == "nt" else _view(B, K, N, ldb)  # (K, N)
         c = _view(C, M, N, ldc)  # (M, N)
-        assert beta == 0.0 and bias == 0
+        assert beta == 0.0
         c[...] = a @ b + self.bug
+        if bias:
+            c += _view(bias, 1, N, N)[0]  # (N,)
         self.log.append(name)
 
     def gemm_nn(self, *args):
@@ -297,6 +299,24 @@ def test_backend_writes_into_out_and_handles_leading_dimensions(rng):
     assert got is out
     np.testing.assert_allclose(out, A @ B, rtol=1e-5, atol=1e-6)
     assert kernel.log == ["nn"]
+
+
+def test_backend_adds_the_bias_in_the_kernel_or_after_it(rng):
+    kernel = FakeKernel()
+    backend = WasmBackend(kernel, min_work=0)
+    X = rng.standard_normal((6, 5), dtype=np.float32)  # (n, in)
+    W = rng.standard_normal((5, 3), dtype=np.float32)  # (in, out)
+    b = rng.standard_normal(3, dtype=np.float32)  # (out,)
+    expected = X @ W + b  # (n, out)
+    out = np.empty((6, 3), np.float32)
+    for bias in (b, b.astype(np.float64), np.repeat(b, 2)[::2]):  # fused, then added after
+        np.testing.assert_allclose(backend.mm(X, W, bias=bias), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(backend.mm(X, W, out=out, bias=b), expected, rtol=1e-5)
+    assert kernel.log == ["nn"] * 4  # every product on the kernel (min_work 0)
+    backend.min_work = 10**6
+    np.testing.assert_array_equal(backend.mm(X, W, bias=b), np.matmul(X, W) + b)  # NumPy's
+    # What the NumPy backend gives, to the bit: the product, then the bias added.
+    np.testing.assert_array_equal(NumpyBackend().mm(X, W, bias=b), np.matmul(X, W) + b)
 
 
 @pytest.mark.parametrize(

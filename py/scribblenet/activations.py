@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from .matmul import MatmulBackend, NumpyBackend
+
 __all__ = ["Activation", "LeakyReLU", "ReLU", "Sigmoid", "Tanh", "make_activation"]
 
 
 class Activation:
-    """Base class: caches what `backward` needs during `forward`."""
+    """Base class: caches what `backward` needs during `forward`.
+
+    `backend` runs the element-wise kernels it has (ReLU's); NumPy by default.
+    """
 
     name = "activation"
     A: np.ndarray  # the output, kept by `forward` for `backward`
+
+    def __init__(self, backend: MatmulBackend | None = None):
+        self.backend = backend or NumpyBackend()
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
         """Apply the non-linearity; may overwrite Z, which the caller no longer needs."""
@@ -65,19 +73,18 @@ class Tanh(Activation):
 
 
 class ReLU(Activation):
-    """max(z, 0)."""
+    """max(z, 0), forward and backward on the backend (e.g. the WebAssembly kernel)."""
 
     name = "relu"
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
         """max(Z, 0)."""
-        self.A = np.maximum(Z, 0, out=Z)
+        self.A = self.backend.relu(Z)
         return self.A
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
         """dA where the unit was active, 0 elsewhere."""
-        dA *= self.A > 0
-        return dA
+        return self.backend.relu_backward(dA, self.A)
 
 
 class LeakyReLU(Activation):
@@ -85,9 +92,10 @@ class LeakyReLU(Activation):
 
     name = "leaky_relu"
 
-    def __init__(self, alpha: float = 0.01):
+    def __init__(self, alpha: float = 0.01, backend: MatmulBackend | None = None):
         if not 0 < alpha < 1:
             raise ValueError(f"leaky ReLU slope must be in (0, 1), got {alpha}")
+        super().__init__(backend)
         self.alpha = alpha
 
     def forward(self, Z: np.ndarray) -> np.ndarray:
@@ -107,11 +115,12 @@ class LeakyReLU(Activation):
 _BY_NAME = {cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU)}
 
 
-def make_activation(name: str) -> Activation:
-    """Return a fresh activation layer by name (sigmoid, tanh, relu, leaky_relu)."""
+def make_activation(name: str, backend: MatmulBackend | None = None) -> Activation:
+    """Return a fresh activation layer by name (sigmoid, tanh, relu, leaky_relu) on `backend`."""
     try:
-        return _BY_NAME[name]()
+        cls = _BY_NAME[name]
     except KeyError:
         raise ValueError(
             f"unknown activation {name!r}; choose from {', '.join(_BY_NAME)}"
         ) from None
+    return cls(backend=backend)

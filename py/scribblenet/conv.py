@@ -1,13 +1,13 @@
 """Convolution, max-pooling and flattening layers on NHWC activations (n, h, w, c).
 
 A convolution is one matrix product: im2col lays each k×k×c_in patch out as a row of `cols`
-(n·oh·ow, k·k·c_in), so Z = cols·W + b runs on the same MatmulBackend as Dense.
+(n·oh·ow, k·k·c_in), so Z = cols·W + b runs on the same MatmulBackend as Dense. The backend
+also runs im2col, its gradient col2im and max-pooling (NumPy's code unless it has a kernel).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .initializers import init_weights
 from .matmul import MatmulBackend, NumpyBackend
@@ -60,7 +60,7 @@ class Conv2D:
     rng : draws the initial W; None leaves W at zero for weights that are loaded next.
     init : initialiser scheme (see `init_weights`), with fan-in k·k·c_in.
     dtype : float32 or float64, the dtype of W, b and every output.
-    backend : where the three matrix products run; NumPy by default.
+    backend : where the three matrix products, im2col and col2im run; NumPy by default.
 
     Row (i·k + j)·c_in + c of W holds kernel row i, column j, input channel c: so
     `W.reshape(k, k, c_in, c_out)` is the kernel in TensorFlow's HWIO layout.
@@ -141,7 +141,7 @@ class Conv2D:
             self.x_shape = X.shape
             self.cols = self._im2col(X, "train")  # (n·oh·ow, k·k·c_in), kept for dW
             Z = self._buffers.get("Z", (len(self.cols), c_out), self.W.dtype)  # (n·oh·ow, c_out)
-            self.backend.mm(self.cols, self.W, out=Z)
+            self.backend.mm(self.cols, self.W, out=Z, bias=self.b)
         else:
             Z = np.empty((n * oh * ow, c_out), dtype=self.W.dtype)  # (n·oh·ow, c_out)
             rows = oh * ow  # rows of Z per example
@@ -149,8 +149,8 @@ class Conv2D:
             for start in range(0, n, chunk):
                 X_chunk = X[start : start + chunk]  # (m, h, w, c_in)
                 cols = self._im2col(X_chunk, "eval")  # (m·oh·ow, k·k·c_in)
-                self.backend.mm(cols, self.W, out=Z[start * rows : start * rows + len(cols)])
-        Z += self.b
+                Z_chunk = Z[start * rows : start * rows + len(cols)]  # (m·oh·ow, c_out)
+                self.backend.mm(cols, self.W, out=Z_chunk, bias=self.b)
         return Z.reshape(n, oh, ow, c_out)
 
     def backward(self, dZ: np.ndarray, need_dX: bool = True) -> np.ndarray | None:
@@ -161,46 +161,28 @@ class Conv2D:
         n, oh, ow, c_out = dZ.shape
         dZ2 = dZ.reshape(n * oh * ow, c_out)  # (n·oh·ow, c_out), a view when dZ is contiguous
         self.backend.mm_tn(self.cols, dZ2, out=self.dW)  # (k·k·c_in, c_out)
-        np.sum(dZ2, axis=0, out=self.db)  # (c_out,)
+        self.backend.sum_rows(dZ2, out=self.db)  # (c_out,)
         if not need_dX:
             return None
         dcols = self._buffers.get("dcols", self.cols.shape, self.W.dtype)  # (n·oh·ow, k·k·c_in)
         self.backend.mm_nt(dZ2, self.W, out=dcols)
-        k, c_in = self.kernel, self.in_channels
-        dpatches = dcols.reshape(n, oh, ow, k, k, c_in)
-        dXp = self._buffers.get("dXp", (n, oh + k - 1, ow + k - 1, c_in), self.W.dtype)
-        dXp.fill(0)  # (n, h + k − 1, w + k − 1, c_in) with "same" padding, else (n, h, w, c_in)
-        # col2im: each patch sends its gradient back to the pixels it was copied from. A loop
-        # over the k² offsets adds whole slices; np.add.at would be far slower (most in Pyodide).
-        for i in range(k):
-            for j in range(k):
-                dXp[:, i : i + oh, j : j + ow] += dpatches[:, :, :, i, j]  # (n, oh, ow, c_in)
-        top = (k - 1) // 2 if self.padding == "same" else 0
-        _, h, w, _ = self.x_shape
-        return dXp[:, top : top + h, top : top + w]  # the padding's gradient is dropped
+        k = self.kernel
+        dpatches = dcols.reshape(n, oh, ow, k, k, self.in_channels)  # a view of dcols
+        dX = self._buffers.get("dX", self.x_shape, self.W.dtype)  # (n, h, w, c_in)
+        return self.backend.col2im(dpatches, self._pad, dX)  # the padding's gradient dropped
+
+    @property
+    def _pad(self) -> int:
+        """Zero rows above (and columns left of) the input: (k − 1) // 2 for "same", else 0."""
+        return (self.kernel - 1) // 2 if self.padding == "same" else 0
 
     def _im2col(self, X: np.ndarray, mode: str) -> np.ndarray:
         """Every k×k×c_in patch of X (n, h, w, c_in) as a row: (n·oh·ow, k·k·c_in)."""
-        n, h, w, c = X.shape
+        n, _, _, c = X.shape
         k = self.kernel
-        if self.padding == "same":
-            top = (k - 1) // 2
-            Xp = self._buffers.get(f"{mode}Xp", (n, h + k - 1, w + k - 1, c), self.W.dtype)
-            Xp[:, top : top + h, top : top + w] = X  # (n, h + k − 1, w + k − 1, c), 0 around
-            X = Xp
-        oh, ow = X.shape[1] - k + 1, X.shape[2] - k + 1
+        oh, ow, _ = self.output_shape(X.shape[1:])
         cols = self._buffers.get(f"{mode}cols", (n * oh * ow, k * k * c), self.W.dtype)
-        patches = cols.reshape(n, oh, ow, k, k, c)  # a view of cols
-        if c == 1:
-            # k² slice copies, each with a long inner loop over ow: measured 1.1× (native) to
-            # 3× (Pyodide) faster here than the window view below, whose inner loop is k long.
-            for i in range(k):
-                for j in range(k):
-                    patches[:, :, :, i, j] = X[:, i : i + oh, j : j + ow]  # (n, oh, ow, 1)
-        else:
-            # One strided copy from a window view: 3.5–8× faster than k² slice copies.
-            windows = sliding_window_view(X, (k, k), axis=(1, 2))  # (n, oh, ow, c, k, k)
-            np.copyto(patches, windows.transpose(0, 1, 2, 4, 5, 3))
+        self.backend.im2col(X, self._pad, cols.reshape(n, oh, ow, k, k, c))  # fills cols
         return cols
 
     @property
@@ -231,9 +213,12 @@ class MaxPool2D:
     params: tuple[np.ndarray, ...] = ()  # nothing to train, but the same interface as Dense
     grads: tuple[np.ndarray, ...] = ()
 
-    def __init__(self, size: int = 2):
+    def __init__(self, size: int = 2, backend: MatmulBackend | None = None):
         _check_size("pool size", size)
         self.size = size
+        # Each window's argmax as its offset i·size + j: a byte up to 16×16 windows.
+        self._arg_dtype = np.dtype(np.uint8 if size <= 16 else np.uint16)
+        self.backend = backend or NumpyBackend()
         self._buffers = _Buffers()
 
     def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -243,14 +228,6 @@ class MaxPool2D:
             raise ValueError(f"input {h}×{w} is smaller than the {self.size}×{self.size} pool")
         return h // self.size, w // self.size, c
 
-    def _windows(self, X: np.ndarray) -> np.ndarray:
-        """X (n, h, w, c) as a view (n, oh, s, ow, s, c) of its whole windows."""
-        n, _, _, c = X.shape
-        s = self.size
-        oh, ow, _ = self.output_shape(X.shape[1:])
-        # Splitting an axis never copies, so writing into this view writes into X.
-        return X[:, : oh * s, : ow * s].reshape(n, oh, s, ow, s, c)
-
     def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
         """Y (n, h // size, w // size, c), each the max of its window of X (n, h, w, c).
 
@@ -258,45 +235,19 @@ class MaxPool2D:
         """
         if X.ndim != 4:
             raise ValueError(f"input must have shape (n, h, w, c), got {X.shape}")
-        s = self.size
-        windows = self._windows(X)  # (n, oh, s, ow, s, c)
-        shape = windows[:, :, 0, :, 0].shape  # (n, oh, ow, c)
-        if train:
-            self.x_shape, self.dtype = X.shape, X.dtype
-            Y = self._buffers.get("Y", shape, X.dtype)
-            arg = self._buffers.get("arg", shape, np.dtype(np.uint8))  # window offset i·s + j
-            better = self._buffers.get("better", shape, np.dtype(np.uint8))
-            arg.fill(0)
-            self.arg = arg
-        else:
+        shape = (len(X), *self.output_shape(X.shape[1:]))  # (n, oh, ow, c)
+        if not train:
             Y = np.empty(shape, dtype=X.dtype)  # a fresh array the caller may keep
-        # s² element-wise maxima of strided slices: several times faster than
-        # windows.max(axis=(2, 4)), which reduces over two non-adjacent axes.
-        np.copyto(Y, windows[:, :, 0, :, 0])
-        for t in range(1, s * s):
-            V = windows[:, :, t // s, :, t % s]  # (n, oh, ow, c), offset t of every window
-            if train:
-                # Strictly greater, so a tie keeps the earlier offset; t only grows, so the
-                # max of t·better is the last strict improvement, without a slow masked copy.
-                np.greater(V, Y, out=better)
-                np.maximum(arg, np.multiply(better, t, out=better), out=arg)
-            np.maximum(Y, V, out=Y)
-        return Y
+            return self.backend.maxpool(X, self.size, Y)
+        self.x_shape, self.dtype = X.shape, X.dtype
+        Y = self._buffers.get("Y", shape, X.dtype)
+        self.arg = self._buffers.get("arg", shape, self._arg_dtype)  # (n, oh, ow, c)
+        return self.backend.maxpool(X, self.size, Y, self.arg)
 
     def backward(self, dY: np.ndarray) -> np.ndarray:
         """dX (n, h, w, c): dY at each window's argmax, 0 elsewhere; a reused buffer."""
-        s = self.size
         dX = self._buffers.get("dX", self.x_shape, self.dtype)
-        dwindows = self._windows(dX)  # (n, oh, s, ow, s, c), a view into dX
-        hit = self._buffers.get("hit", self.arg.shape, np.dtype(np.bool_))
-        for t in range(s * s):
-            np.equal(self.arg, t, out=hit)  # (n, oh, ow, c)
-            np.multiply(dY, hit, out=dwindows[:, :, t // s, :, t % s])
-        _, h, w, _ = self.x_shape
-        # The dropped remainder: zeroed every time, as callers may scale dX in place.
-        dX[:, (h // s) * s :] = 0
-        dX[:, :, (w // s) * s :] = 0
-        return dX
+        return self.backend.maxpool_backward(dY, self.arg, self.size, dX)
 
     def __repr__(self) -> str:
         return f"MaxPool2D(size={self.size})"

@@ -43,18 +43,16 @@ class Dense:
 
     def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
         """Z = X·W + b for X (n, in); caches X for `backward` when training."""
-        if train:
-            self.X = X
-            Z = self.backend.mm(X, self.W, out=self._buffer("Z", (len(X), self.W.shape[1])))
-        else:
-            Z = self.backend.mm(X, self.W)  # (n, out), a fresh array the caller may keep
-        Z += self.b
-        return Z
+        if not train:
+            return self.backend.mm(X, self.W, bias=self.b)  # (n, out), fresh: the caller's
+        self.X = X
+        Z = self._buffer("Z", (len(X), self.W.shape[1]))  # (n, out), reused
+        return self.backend.mm(X, self.W, out=Z, bias=self.b)
 
     def backward(self, dZ: np.ndarray, need_dX: bool = True) -> np.ndarray | None:
         """Store dW = Xᵀ·dZ and db = Σ dZ; return dX = dZ·Wᵀ (n, in) unless not needed."""
         self.backend.mm_tn(self.X, dZ, out=self.dW)  # (in, out)
-        np.sum(dZ, axis=0, out=self.db)  # (out,)
+        self.backend.sum_rows(dZ, out=self.db)  # (out,)
         if not need_dX:
             return None
         return self.backend.mm_nt(dZ, self.W, out=self._buffer("dX", self.X.shape))  # (n, in)

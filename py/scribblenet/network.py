@@ -90,10 +90,15 @@ class Network:
         return layers
 
     def set_backend(self, backend: MatmulBackend) -> None:
-        """Route every matrix product through `backend` (e.g. a WebAssembly kernel)."""
+        """Route every product and conv pass through `backend` (e.g. a WebAssembly kernel)."""
         self.backend = backend
-        for layer in self._weighted():
-            layer.backend = backend
+        for layer in [*self._weighted(), *self.front, *self.activations]:
+            if not isinstance(layer, Flatten):  # Conv2D, Dense, MaxPool2D, activations
+                layer.backend = backend
+
+    def _activation(self) -> Activation:
+        """A fresh activation layer of this network's kind, on its backend."""
+        return make_activation(self.config.activation, self.backend)
 
     def _as_input(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """X as this network's dtype; uint8 pixels / 255, into `out` (same shape) if given."""
@@ -125,7 +130,7 @@ class Network:
         for layer in front:
             if isinstance(layer, Activation):
                 # Not training, a fresh one: the layer's own keeps its output for backward.
-                A = (layer if train else make_activation(self.config.activation)).forward(A)
+                A = (layer if train else self._activation()).forward(A)
             else:
                 A = layer.forward(A, train)  # (n, h', w', c')
         return (flatten or self.flatten).forward(A, train)  # (n, h'·w'·c'), a view
@@ -201,7 +206,7 @@ class Network:
         A = self._features(self._as_input(X), train=False)  # (n, features)
         outputs = []
         for layer in self.dense[:-1]:
-            A = make_activation(self.config.activation).forward(layer.forward(A, train=False))
+            A = self._activation().forward(layer.forward(A, train=False))
             outputs.append(A)  # (n, units)
         return outputs
 
@@ -229,7 +234,7 @@ class Network:
         A = self._features(A, True, front, flatten)  # (n, features)
         activations = []
         for layer in self.dense[:-1]:
-            act = make_activation(self.config.activation)  # its own cache for backward
+            act = self._activation()  # its own cache for backward
             A = act.forward(layer.forward(A, train=False))  # (n, units)
             activations.append(act)
         dZ = -softmax(self.dense[-1].forward(A, train=False))  # (n, k): ∂ log p_c / ∂ Z = 1_c − P
@@ -248,8 +253,8 @@ class Network:
         if isinstance(layer, Conv2D):
             return layer.sharing()
         if isinstance(layer, MaxPool2D):
-            return MaxPool2D(layer.size)
-        return make_activation(self.config.activation)
+            return MaxPool2D(layer.size, self.backend)
+        return self._activation()
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes), each row summing to 1."""

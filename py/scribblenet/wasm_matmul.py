@@ -7,7 +7,11 @@ copies. Anything the kernel does not cover (other dtypes, strided or overlapping
 shapes) falls back to NumPy, so results never depend on whether the kernel is there.
 
 The same module also fuses Adam's update (`WasmBackend.adam_update`, bit-identical to
-``optimizers.Adam._update``): the Trainer hands it to Adam as its ``fused`` hook.
+``optimizers.Adam._update``): the Trainer hands it to Adam as its ``fused`` hook. And it runs
+the conv layers' element-wise passes (``web/gemm/conv_ops.c``: im2col, col2im, max-pool and
+ReLU, forward and backward, and the bias gradient's row sums), bit-identical to
+`MatmulBackend`'s NumPy code, which stays the fallback for what they cannot take and for a
+gemm.wasm built before them.
 
 Importable natively: the JS module is only looked up when a backend is created.
 """
@@ -19,14 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from scribblenet.matmul import MatmulBackend
+from scribblenet.matmul import MatmulBackend, NumpyBackend
 
-__all__ = ["JS_MODULE", "WasmBackend", "load_wasm_backend", "self_test"]
+__all__ = ["CONV_KERNELS", "JS_MODULE", "WasmBackend", "load_wasm_backend", "self_test"]
 
 JS_MODULE = "scribblenet_gemm"  # must match JS_MODULE in web/gemm/gemm.js
 
 _F32 = np.dtype(np.float32)
+_U8 = np.dtype(np.uint8)
 _INT32_MAX = 2**31 - 1
+# The exports of web/gemm/conv_ops.c; a gemm.wasm older than them has none of them.
+CONV_KERNELS = ("im2col", "col2im", "maxpool_forward", "maxpool_backward", "relu_forward",
+                "relu_backward", "sum_rows")  # fmt: skip
 
 
 def _layout(X: np.ndarray) -> tuple[str, int] | None:
@@ -54,6 +62,23 @@ def _address(X: np.ndarray) -> int:
     return address
 
 
+def _fits(outputs: tuple[np.ndarray, ...], inputs: tuple[np.ndarray, ...]) -> bool:
+    """True if all are non-empty C-contiguous arrays, the outputs writeable and apart from all."""
+    arrays = outputs + inputs
+    for a in arrays:
+        if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.size > 0):
+            return False
+        if a.size > _INT32_MAX // 4:
+            return False
+    if not all(out.flags.writeable for out in outputs):
+        return False
+    return not any(
+        np.may_share_memory(out, other)
+        for i, out in enumerate(outputs)
+        for other in arrays[i + 1 :]
+    )
+
+
 class WasmBackend(MatmulBackend):
     """Float32 products on the WebAssembly SIMD kernel, NumPy for everything else."""
 
@@ -66,9 +91,10 @@ class WasmBackend(MatmulBackend):
         ----------
         kernel : the ``scribblenet_gemm`` JS module, imported when None; tests pass a stand-in
             with ``gemm_nn``, ``gemm_tn``, ``gemm_nt`` taking
-            ``(M, N, K, A, lda, B, ldb, C, ldc, beta, bias)`` with byte addresses, and
+            ``(M, N, K, A, lda, B, ldb, C, ldc, beta, bias)`` with byte addresses,
             optionally ``adam_update`` taking
-            ``(n, p, g, m, v, alpha, beta1, beta2, 1 - beta1, 1 - beta2, eps_hat)``.
+            ``(n, p, g, m, v, alpha, beta1, beta2, 1 - beta1, 1 - beta2, eps_hat)``, and
+            optionally any of `CONV_KERNELS` with the signatures of web/gemm/conv_ops.c.
         min_work : products with fewer multiply-adds (M·N·K) go to NumPy, where the call
             into JavaScript would cost more than it saves.
         """
@@ -78,17 +104,27 @@ class WasmBackend(MatmulBackend):
         # Absent from a gemm.wasm older than the Adam kernel (e.g. a stale browser cache).
         adam = getattr(kernel, "adam_update", None)
         self._adam = adam if callable(adam) else None
+        # Absent from a gemm.wasm older than conv_ops.c: those passes then run on NumPy.
+        ops = {name: getattr(kernel, name, None) for name in CONV_KERNELS}
+        self._ops = {name: op for name, op in ops.items() if callable(op)}
         self.relaxed = bool(getattr(kernel, "relaxed", False))
         self.min_work = int(min_work)
         self.calls = 0  # products the kernel ran (the rest went to NumPy)
         self.adam_calls = 0  # Adam updates the kernel ran
+        self.op_calls = 0  # conv passes (im2col, col2im, max-pool, ReLU) the kernel ran
 
     def __repr__(self) -> str:
         return f"WasmBackend(relaxed={self.relaxed}, min_work={self.min_work})"
 
-    def mm(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """A @ B: (M, K) @ (K, N) -> (M, N)."""
-        return self._product(A, B, out)
+    def mm(
+        self,
+        A: np.ndarray,
+        B: np.ndarray,
+        out: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """A @ B (+ bias): (M, K) @ (K, N) (+ (N,)) -> (M, N); the bias added by the kernel."""
+        return self._product(A, B, out, bias)
 
     def mm_tn(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Aᵀ @ B: (K, M)ᵀ @ (K, N) -> (M, N); the weight gradient Xᵀ·dZ."""
@@ -153,19 +189,147 @@ class WasmBackend(MatmulBackend):
         self.adam_calls += 1
         return True
 
-    def _product(self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-        """A @ B for views A (M, K) and B (K, N), routed to the kernel when it can take them."""
+    def sum_rows(self, A: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """`MatmulBackend.sum_rows` on the kernel, in NumPy's order (row by row) for m >= 2."""
+        op = self._ops.get("sum_rows")
+        arrays = isinstance(A, np.ndarray) and isinstance(out, np.ndarray)
+        # One column is a contiguous reduction, which NumPy sums pairwise: left to it.
+        if op is None or not arrays or A.ndim != 2 or A.shape[1] < 2 or out.shape != A.shape[1:]:
+            return super().sum_rows(A, out)
+        if A.dtype != _F32 or out.dtype != _F32 or not _fits((out,), (A,)):
+            return super().sum_rows(A, out)
+        op(A.shape[0], A.shape[1], _address(A), _address(out))
+        self.op_calls += 1
+        return out
+
+    def im2col(self, X: np.ndarray, pad: int, out: np.ndarray) -> np.ndarray:
+        """`MatmulBackend.im2col` on the kernel for float32 C-contiguous X and out."""
+        op = self._ops.get("im2col")
+        if op is None or not self._conv_shapes(X, out, pad) or not _fits((out,), (X,)):
+            return super().im2col(X, pad, out)
+        n, h, w, c = X.shape
+        _, oh, ow, k, _, _ = out.shape  # (n, oh, ow, k, k, c)
+        op(n, h, w, c, k, pad, pad, oh, ow, _address(X), _address(out))
+        self.op_calls += 1
+        return out
+
+    def col2im(self, dpatches: np.ndarray, pad: int, out: np.ndarray) -> np.ndarray:
+        """`MatmulBackend.col2im` on the kernel, in the same order, so to the same sums."""
+        op = self._ops.get("col2im")
+        if op is None or not self._conv_shapes(out, dpatches, pad):
+            return super().col2im(dpatches, pad, out)
+        if not _fits((out,), (dpatches,)):
+            return super().col2im(dpatches, pad, out)
+        n, h, w, c = out.shape
+        _, oh, ow, k, _, _ = dpatches.shape  # (n, oh, ow, k, k, c)
+        op(n, h, w, c, k, pad, pad, oh, ow, _address(dpatches), _address(out))
+        self.op_calls += 1
+        return out
+
+    def maxpool(
+        self, X: np.ndarray, size: int, out: np.ndarray, arg: np.ndarray | None = None
+    ) -> np.ndarray:
+        """`MatmulBackend.maxpool` on the kernel for float32 arrays and a uint8 `arg`."""
+        op = self._ops.get("maxpool_forward")
+        outputs = (out,) if arg is None else (out, arg)
+        if op is None or not self._pool_shapes(X, size, out, arg) or not _fits(outputs, (X,)):
+            return super().maxpool(X, size, out, arg)
+        n, h, w, c = X.shape
+        op(n, h, w, c, size, _address(X), _address(out), 0 if arg is None else _address(arg))
+        self.op_calls += 1
+        return out
+
+    def maxpool_backward(
+        self, dY: np.ndarray, arg: np.ndarray, size: int, out: np.ndarray
+    ) -> np.ndarray:
+        """`MatmulBackend.maxpool_backward` on the kernel for float32 arrays and a uint8 arg."""
+        op = self._ops.get("maxpool_backward")
+        if op is None or not self._pool_shapes(out, size, dY, arg):
+            return super().maxpool_backward(dY, arg, size, out)
+        if not _fits((out,), (dY, arg)):
+            return super().maxpool_backward(dY, arg, size, out)
+        n, h, w, c = out.shape
+        op(n, h, w, c, size, _address(dY), _address(arg), _address(out))
+        self.op_calls += 1
+        return out
+
+    def relu(self, Z: np.ndarray) -> np.ndarray:
+        """`MatmulBackend.relu` on the kernel for a float32 C-contiguous Z."""
+        op = self._ops.get("relu_forward")
+        if op is None or not isinstance(Z, np.ndarray) or Z.dtype != _F32 or not _fits((Z,), ()):
+            return super().relu(Z)
+        op(Z.size, _address(Z))
+        self.op_calls += 1
+        return Z
+
+    def relu_backward(self, dA: np.ndarray, A: np.ndarray) -> np.ndarray:
+        """`MatmulBackend.relu_backward` on the kernel for float32 arrays of one shape."""
+        op = self._ops.get("relu_backward")
+        same = isinstance(dA, np.ndarray) and isinstance(A, np.ndarray) and dA.shape == A.shape
+        if op is None or not same or dA.dtype != _F32 or A.dtype != _F32:
+            return super().relu_backward(dA, A)
+        if not _fits((dA,), (A,)):
+            return super().relu_backward(dA, A)
+        op(dA.size, _address(dA), _address(A))
+        self.op_calls += 1
+        return dA
+
+    @staticmethod
+    def _conv_shapes(X: np.ndarray, patches: np.ndarray, pad: int) -> bool:
+        """True for float32 X (n, h, w, c) and patches (n, oh, ow, k, k, c) the kernel takes."""
+        if not (isinstance(X, np.ndarray) and isinstance(patches, np.ndarray)):
+            return False
+        if X.ndim != 4 or patches.ndim != 6 or X.dtype != _F32 or patches.dtype != _F32:
+            return False
+        n, _, _, k, k2, c = patches.shape
+        return (n, c) == (X.shape[0], X.shape[3]) and k == k2 and 0 <= pad < k
+
+    @staticmethod
+    def _pool_shapes(X: np.ndarray, size: int, Y: np.ndarray, arg: np.ndarray | None) -> bool:
+        """True for float32 X (n, h, w, c), Y (n, h // size, w // size, c), uint8 arg like Y."""
+        arrays = (X, Y) if arg is None else (X, Y, arg)
+        if not all(isinstance(a, np.ndarray) and a.ndim == 4 for a in arrays):
+            return False
+        n, h, w, c = X.shape
+        if X.dtype != _F32 or Y.dtype != _F32 or not 1 <= size <= 16:
+            return False
+        if arg is not None and (arg.dtype != _U8 or arg.shape != Y.shape):
+            return False
+        return Y.shape == (n, h // size, w // size, c)
+
+    def _product(
+        self,
+        A: np.ndarray,
+        B: np.ndarray,
+        out: np.ndarray | None,
+        bias: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """A @ B (+ bias) for views A (M, K) and B (K, N), on the kernel when it can take them."""
         plan = self._plan(A, B, out)
         if plan is None:
-            return np.matmul(A, B, out=out)
+            Z = np.matmul(A, B, out=out)  # (M, N)
+            if bias is not None:
+                Z += bias
+            return Z
         name, lda, ldb, ldc = plan
         if out is None:
             out = np.empty((A.shape[0], B.shape[1]), dtype=_F32)  # (M, N)
         M, K = A.shape
         N = B.shape[1]
-        self._kernels[name](M, N, K, _address(A), lda, _address(B), ldb, _address(out), ldc, 0.0, 0)
+        fused = bias is not None and self._fusable(bias, N, out)
+        b = _address(bias) if fused and bias is not None else 0  # 0: no bias
+        self._kernels[name](M, N, K, _address(A), lda, _address(B), ldb, _address(out), ldc, 0.0, b)
+        if bias is not None and not fused:
+            out += bias
         self.calls += 1
         return out
+
+    @staticmethod
+    def _fusable(bias: np.ndarray, N: int, out: np.ndarray) -> bool:
+        """True if the kernel can add `bias` itself: N contiguous float32 apart from out."""
+        if not (isinstance(bias, np.ndarray) and bias.dtype == _F32 and bias.shape == (N,)):
+            return False
+        return bias.flags.c_contiguous and not np.may_share_memory(bias, out)
 
     def _plan(
         self, A: np.ndarray, B: np.ndarray, out: np.ndarray | None
@@ -245,11 +409,54 @@ def _adam_self_test(backend: Any, rng: np.random.Generator) -> tuple[bool, float
     return ok, worst
 
 
+def _conv_self_test(backend: MatmulBackend, rng: np.random.Generator) -> bool:
+    """True if the backend's conv passes and row sums equal NumPy's bit for bit."""
+    ref, ok = NumpyBackend(), True
+
+    def same(got: np.ndarray, want: np.ndarray) -> bool:
+        return got.shape == want.shape and bool(np.array_equal(got, want, equal_nan=True))
+
+    # (n, h, w, c, k, pad): 1 channel, channels not a multiple of 4, "same" padding, even k.
+    for n, h, w, c, k, pad in [(2, 6, 5, 1, 3, 0), (1, 7, 6, 3, 3, 1), (2, 5, 6, 5, 4, 1),
+                               (1, 8, 8, 16, 5, 2), (3, 6, 7, 6, 5, 0)]:  # fmt: skip
+        oh, ow = h + (k - 1 if pad else 0) - k + 1, w + (k - 1 if pad else 0) - k + 1
+        X = rng.standard_normal((n, h, w, c), dtype=np.float32)  # (n, h, w, c)
+        P = np.full((n, oh, ow, k, k, c), np.nan, np.float32)  # (n, oh, ow, k, k, c)
+        ok = ok and same(backend.im2col(X, pad, P.copy()), ref.im2col(X, pad, P.copy()))
+        dP = rng.standard_normal(P.shape, dtype=np.float32)  # (n, oh, ow, k, k, c)
+        got = backend.col2im(dP, pad, np.full_like(X, np.nan))  # (n, h, w, c)
+        ok = ok and same(got, ref.col2im(dP, pad, np.full_like(X, np.nan)))
+    # (n, h, w, c, size): remainders dropped, 1 channel, tails, ties (rounded values).
+    for n, h, w, c, size in [(2, 5, 7, 3, 2), (1, 6, 6, 16, 3), (2, 4, 5, 1, 2), (1, 9, 8, 7, 4)]:
+        X = np.round(rng.standard_normal((n, h, w, c)), 1).astype(np.float32)  # (n, h, w, c)
+        Y = np.empty((n, h // size, w // size, c), np.float32)  # (n, oh, ow, c)
+        Y0, arg0 = Y.copy(), np.full(Y.shape, 255, np.uint8)
+        arg = arg0.copy()  # (n, oh, ow, c)
+        ok = ok and same(backend.maxpool(X, size, Y, arg), ref.maxpool(X, size, Y0, arg0))
+        ok = ok and same(arg, arg0)
+        dY = rng.standard_normal(Y.shape, dtype=np.float32)  # (n, oh, ow, c)
+        got = backend.maxpool_backward(dY, arg, size, np.full_like(X, np.nan))  # (n, h, w, c)
+        ok = ok and same(got, ref.maxpool_backward(dY, arg0, size, np.full_like(X, np.nan)))
+    for rows, cols in [(1, 2), (5, 3), (37, 16), (130, 33)]:
+        dZ = rng.standard_normal((rows, cols), dtype=np.float32)  # (rows, cols)
+        want = ref.sum_rows(dZ, np.empty(cols, np.float32))  # (cols,)
+        ok = ok and same(backend.sum_rows(dZ, np.full(cols, np.nan, np.float32)), want)
+    for size in (1, 7, 130):
+        Z = rng.standard_normal(size, dtype=np.float32)  # (size,)
+        Z[::5] = 0  # ReLU's gradient at 0 is 0
+        A = backend.relu(Z.copy())  # (size,)
+        ok = ok and same(A, ref.relu(Z.copy()))
+        dA = rng.standard_normal(size, dtype=np.float32)  # (size,)
+        ok = ok and same(backend.relu_backward(dA.copy(), A), ref.relu_backward(dA.copy(), A))
+    return ok
+
+
 def self_test(backend: MatmulBackend, rng: np.random.Generator) -> tuple[bool, float]:
     """Compare `backend` with float64 NumPy on random shapes, odd edges included.
 
     A backend with a fused ``adam_update`` (the kernel's) must also match NumPy's Adam step to
-    within an ulp on every element, or the whole backend fails.
+    within an ulp on every element, and its conv passes (im2col, col2im, max-pool, ReLU) NumPy's
+    exactly, or the whole backend fails.
 
     Parameters
     ----------
@@ -287,13 +494,17 @@ def self_test(backend: MatmulBackend, rng: np.random.Generator) -> tuple[bool, f
                 err = np.abs(got.astype(np.float64) - expected)  # (M, N)
                 worst = max(worst, float(err.max()))
                 ok = ok and got.shape == (M, N) and bool(np.all(err <= tol))
+            bias = rng.uniform(-1, 1, N).astype(np.float32)  # (N,), added by the kernel
+            err = np.abs(backend.mm(A, B, bias=bias).astype(np.float64) - expected - bias)
+            worst = max(worst, float(err.max()))
+            ok = ok and bool(np.all(err <= tol + (K + 2) * 2.0**-23 * np.abs(bias)))
     finally:
         if min_work is not None:
             tunable.min_work = min_work
     if getattr(backend, "_adam", None) is not None:
         adam_ok, _ = _adam_self_test(backend, rng)
         ok = ok and adam_ok
-    return ok, worst
+    return ok and _conv_self_test(backend, rng), worst
 
 
 def load_wasm_backend(rng: np.random.Generator | None = None) -> tuple[WasmBackend | None, str]:
