@@ -7,10 +7,13 @@ Layout (every URL the page uses is relative to dist/)::
     dist/wheels/        our own pure-Python wheel (scribblenet-<version>-py3-none-any.whl)
     dist/vendor/uplot/  uPlot.esm.js, uPlot.min.css
     dist/startup/       start-up caches made by scripts/build_startup.mjs under Node: a memory
-                        snapshot of the started interpreter and the .pyc the page imports
+                        snapshot of the started interpreter, the .pyc the page imports and
+                        dynlibs/*.wasm, the extension modules it loads, each with its own URL
     dist/settings.json  the hyperparameter fields and presets the page builds its form from
                         (scribblenet.hyperparams.settings_schema: defined once, in Python)
-    dist/manifest.json  {version, pyodide, wheel, dataset, model, snapshot, bytecode, settings,
+    dist/manifest.json  {version, pyodide, wheel, dataset, model, snapshot, bytecode,
+                         dynlibs: [{path (in site-packages), file}], snapshot_link (how the
+                         snapshot's extension modules were linked), settings,
                          files: {path: {sha256, size}}}
 
 Usage: ``python scripts/build_site.py [--out dist] [--web web]``. Needs ``npm ci`` first;
@@ -67,6 +70,7 @@ DOC_SUFFIXES = (".md", ".txt", ".json")  # not candidates for "the dataset"
 MODEL_PATH = "models/pretrained.npz"
 SNAPSHOT_PATH = "startup/snapshot.bin.gz"
 BYTECODE_PATH = "startup/bytecode.zip"
+DYNLIBS_INDEX = "startup/dynlibs.json"  # written by build_startup.mjs, read into the manifest
 SETTINGS_PATH = "settings.json"  # written by write_settings, not copied from web/
 
 
@@ -200,9 +204,23 @@ def write_settings(out: Path) -> None:
     (out / SETTINGS_PATH).write_text(text, encoding="utf-8")
 
 
+def read_dynlibs(out: Path) -> tuple[list[dict[str, str]], dict]:
+    """The extension modules build_startup.mjs copied out, as [{path, file}] relative to out/,
+    and how the snapshot's copies of them are linked (web/dynlibs.js checks it on restore).
+
+    The index itself is not shipped: its entries go into the manifest.
+    """
+    index = out / DYNLIBS_INDEX
+    found = json.loads(index.read_text(encoding="utf-8"))
+    index.unlink()
+    dynlibs = [{"path": e["path"], "file": f"startup/{e['file']}"} for e in found["dynlibs"]]
+    return dynlibs, found["link"]
+
+
 def write_manifest(out: Path, wheel: Path, dataset: str, pyodide_version: str) -> dict:
     """Write dist/manifest.json describing every shipped file; return it."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    dynlibs, snapshot_link = read_dynlibs(out)
     files = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         rel = path.relative_to(out).as_posix()
@@ -219,6 +237,8 @@ def write_manifest(out: Path, wheel: Path, dataset: str, pyodide_version: str) -
         "model": MODEL_PATH,
         "snapshot": SNAPSHOT_PATH,
         "bytecode": BYTECODE_PATH,
+        "dynlibs": dynlibs,
+        "snapshot_link": snapshot_link,
         "settings": SETTINGS_PATH,
         "uplot": "vendor/uplot/",
         "files": files,

@@ -9,6 +9,12 @@
 //                            of numpy, Pillow and scribblenet the page imports before it can
 //                            predict. The wheels carry only .py: without these every visit
 //                            compiles them again.
+//   startup/dynlibs/*.wasm   the extension modules (.so, WebAssembly) the page loads before it
+//                            can predict, copied byte for byte out of the wheels, in the order
+//                            they load, and startup/dynlibs.json listing them. With a URL of
+//                            their own the worker compiles them by streaming, in parallel with
+//                            the runtime, and Chrome keeps their compiled code for the next
+//                            visit; from the wheel they are compiled at import, every visit.
 //
 // Both are only caches: the worker falls back to a normal start when either is missing, corrupt
 // or refused, and the official wheels themselves are shipped unchanged.
@@ -19,9 +25,11 @@
 // (--pyodide is node_modules/pyodide, byte-identical to dist/pyodide: under dist/, the root
 // package.json's "type": "module" would make Node misread pyodide.asm.js.)
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
+import { gotDigest } from "../web/dynlibs.js";
+import { unzip, writeTree } from "../web/unzip.js";
 
 const { values: args, positionals: wheels } = parseArgs({
   options: { pyodide: { type: "string" }, model: { type: "string" }, out: { type: "string" } },
@@ -37,16 +45,25 @@ process.on("uncaughtException", (err) => {
   console.error(`build_startup: ${err?.message ?? err}`);
   process.exit(1);
 });
+const TABLE_SPARE = 4096;
+// Whether the snapshot also holds numpy, Pillow and the Session, imported (their extension
+// modules loaded back in by the worker on restore, checked slot for slot). Off: it restores and
+// computes bit for bit the same in Node, Chromium and Firefox, but WebKit's linker gives three
+// more function-table slots than recorded, so there the check refuses it and the worker starts
+// without any snapshot, every visit. Until then only standard-library modules are preloaded.
+const SNAPSHOT_HOLDS_IMPORTS = process.env.SCRIBBLENET_SNAPSHOT_IMPORTS === "1";
 const indexURL = `${resolve(args.pyodide)}/`;
 const { loadPyodide } = await import(`${indexURL}pyodide.mjs`);
 const quiet = { stdout: () => {}, stderr: (line) => console.error(`[pyodide] ${line}`) };
 
-// 1. Do what the page does before it can predict, and note every module that took.
+// 1. Do what the page does before it can predict, and note every module that took. The wheels
+// are installed as the page installs them (web/unzip.js): Pyodide's loadPackage would load
+// every extension module they hold at once, where the page's imports load only what they use.
 const probe = await loadPyodide({ indexURL, ...quiet });
-await probe.loadPackage(wheels.map((w) => resolve(w)), { messageCallback: () => {} });
+const sitePackages = probe.runPython("import site; site.getsitepackages()[0]");
+for (const wheel of wheels) writeTree(probe.FS, sitePackages, await unzip(new Uint8Array(readFileSync(wheel))));
 probe.FS.writeFile("/tmp/model.npz", new Uint8Array(readFileSync(args.model)));
-const found = JSON.parse(
-  probe.runPython(`
+probe.runPython(`
 import json, sys
 before = set(sys.modules)
 from scribblenet.session import Session
@@ -59,6 +76,15 @@ for y in range(60, 220):
     for x in range(135, 147):
         alpha[y * 280 + x] = 255
 assert not session.predict_ink(bytes(alpha), 280, 280)["empty"]
+needed = [m for m in sys.modules if m not in before]
+`);
+// The extension modules that took to predict, in the order they loaded (a later one may use
+// symbols of an earlier one): the page's worker compiles these ahead of the import.
+const dynlibs = Object.keys(probe._module.LDSO.loadedLibsByName)
+  .filter((path) => path.startsWith(`${sitePackages}/`) && path.endsWith(".so"))
+  .map((path) => path.slice(sitePackages.length + 1));
+const found = JSON.parse(
+  probe.runPython(`
 import numpy.random, scribblenet.augment  # not needed to predict, but to start training
 
 import py_compile, site, zipfile
@@ -84,26 +110,83 @@ with zipfile.ZipFile("/tmp/bytecode.zip", "w", zipfile.ZIP_DEFLATED, compresslev
         entry.compress_type = zipfile.ZIP_DEFLATED
         archive.writestr(entry, Path(pyc).read_bytes())
         compiled += 1
-json.dumps({"stdlib": stdlib, "compiled": compiled})
+json.dumps({"stdlib": stdlib, "compiled": compiled, "needed": needed})
 `),
 );
 mkdirSync(args.out, { recursive: true });
 const bytecode = probe.FS.readFile("/tmp/bytecode.zip");
 writeFileSync(`${args.out}/bytecode.zip`, bytecode);
+// Named .wasm so that servers send them as application/wasm, which compileStreaming requires.
+const dynlibFiles = dynlibs.map((path) => ({ path, file: `dynlibs/${path.replace(/\.so$/, ".wasm")}` }));
+for (const { path, file } of dynlibFiles) {
+  mkdirSync(dirname(`${args.out}/${file}`), { recursive: true });
+  writeFileSync(`${args.out}/${file}`, probe.FS.readFile(`${sitePackages}/${path}`));
+}
 
-// 2. A fresh interpreter that imports just those standard-library modules (no extension
-// modules: a snapshot holds the heap, not the dynamically loaded libraries), then the snapshot.
+// 2. A fresh interpreter that imports those standard-library modules (and, if
+// SNAPSHOT_HOLDS_IMPORTS, every module the page imports before it can predict: numpy, Pillow,
+// scribblenet.session, their extension modules too), then the snapshot. A snapshot holds the
+// heap, not the dynamically loaded libraries: the worker loads them again on restore, each at the
+// memory and table base it has here (dynlibs.js, relinkSnapshot), which `link` records along with
+// what to check that the result is the same.
 const maker = await loadPyodide({ indexURL, _makeSnapshot: true, ...quiet });
+for (const wheel of wheels) writeTree(maker.FS, sitePackages, await unzip(new Uint8Array(readFileSync(wheel))));
+const linker = maker._module;
+// Spare function-table slots before the libraries' own: a browser's runtime may have added a few
+// functions of its own by the time it restores (1 in Chromium 150, 1155 in WebKitGTK 2.50),
+// where Node's had none; a slot costs a pointer.
+if (SNAPSHOT_HOLDS_IMPORTS) linker.wasmTable.grow(TABLE_SPARE);
+const tableBefore = linker.wasmTable.length;
+const imports = SNAPSHOT_HOLDS_IMPORTS ? [...found.stdlib, ...found.needed] : found.stdlib;
 maker.runPython(`
-import importlib, os
-for name in ${JSON.stringify(found.stdlib)}:
+import gc, importlib, os
+for name in ${JSON.stringify(imports)}:
     importlib.import_module(name)
 os.environ.pop("_", None)  # Node's script path; a browser has none
+gc.collect()
+gc.freeze()  # no collection after the restore walks objects before their libraries are back
 `);
+const link = await linkRecord(linker, sitePackages, tableBefore);
+if (SNAPSHOT_HOLDS_IMPORTS && link.libs.map((lib) => lib.path).join() !== dynlibs.join()) {
+  throw new Error(`the snapshot's libraries ${link.libs.map((l) => l.path)} are not those predicting loads`);
+}
+writeFileSync(`${args.out}/dynlibs.json`, `${JSON.stringify({ dynlibs: dynlibFiles, link }, null, 1)}\n`);
 const snapshot = gzipSync(maker.makeMemorySnapshot(), { level: 9 });
 writeFileSync(`${args.out}/snapshot.bin.gz`, snapshot);
 console.log(
   `build_startup: snapshot.bin.gz ${(snapshot.length / 2 ** 20).toFixed(1)} MiB ` +
     `(${found.stdlib.length} standard-library modules preloaded), bytecode.zip ` +
-    `${(bytecode.length / 2 ** 10).toFixed(0)} KiB (${found.compiled} modules)`,
+    `${(bytecode.length / 2 ** 10).toFixed(0)} KiB (${found.compiled} modules), dynlibs/ ` +
+    `${dynlibs.length} extension modules` +
+    (link.libs.length ? ` (in the snapshot, at table ${tableBefore}..${link.table_after})` : ""),
 );
+
+/**
+ * What the worker needs to load the snapshot's extension modules again exactly as they were: for
+ * each, in load order, its dlopen handle (its record in the snapshot's C memory, which holds its
+ * memory and table base) and the table slot its PyInit function got from dlsym; the function
+ * table's length before and after; and a digest of the linker's global offset table.
+ */
+async function linkRecord(linker, sitePackages, tableBefore) {
+  const handles = new Map(Object.entries(linker.LDSO.loadedLibsByHandle).map(([h, dso]) => [dso, Number(h)]));
+  const libs = [];
+  for (const [name, dso] of Object.entries(linker.LDSO.loadedLibsByName)) {
+    if (!name.startsWith(`${sitePackages}/`)) continue;
+    const handle = handles.get(dso);
+    const word = (offset) => linker.HEAPU32[(handle + offset) >>> 2];
+    const init = Object.keys(dso.exports).find((sym) => sym.startsWith("PyInit_")) ?? null;
+    libs.push({
+      path: name.slice(sitePackages.length + 1),
+      handle,
+      memory_base: word(12),
+      memory_size: word(16),
+      table_base: word(20),
+      table_size: word(24),
+      init,
+      init_slot: init ? linker.getFunctionAddress(dso.exports[init]) : null,
+    });
+  }
+  const tableAfter = linker.wasmTable.length;
+  const got = await gotDigest(linker);
+  return { site_packages: sitePackages, table_before: tableBefore, table_after: tableAfter, got_sha256: got, libs };
+}

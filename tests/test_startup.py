@@ -1,7 +1,8 @@
 """The page's start-up caches (scripts/build_startup.mjs) and its JavaScript unzip (web/unzip.js).
 
 Run in Node against the built site: the memory snapshot restores, the wheels unpacked by
-web/unzip.js are byte-identical to what Python's zipfile reads, and the .pyc overlay is what runs.
+web/unzip.js are byte-identical to what Python's zipfile reads, the .pyc overlay is what runs, and
+the extension modules compiled ahead (web/dynlibs.js) are the wheels' own and what Python loads.
 The browser's use of all this, and its fallbacks, are tested end to end in tests/e2e.
 """
 
@@ -87,13 +88,59 @@ def test_javascript_unzip_refuses_unsafe_paths(repo_root, tmp_path) -> None:
     assert "unsafe path" in result.stderr
 
 
-def test_snapshot_restores_and_the_bytecode_is_what_runs(repo_root, dist) -> None:
+@pytest.fixture(scope="module")
+def restored(repo_root: Path, dist: Path) -> dict:
+    """The page's start in Node: the snapshot restored, its extension modules loaded back in."""
     out = node(repo_root, "restore", str(repo_root / "node_modules" / "pyodide"), str(dist))
-    result = json.loads(out.split("RESULT ", 1)[1])
+    return json.loads(out.split("RESULT ", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def fresh(repo_root: Path, dist: Path) -> dict:
+    """The start without the snapshot, its extension modules preloaded (?nosnapshot's)."""
+    out = node(repo_root, "dynlibs", str(repo_root / "node_modules" / "pyodide"), str(dist))
+    return json.loads(out.split("RESULT ", 1)[1])
+
+
+def test_snapshot_restores_and_the_bytecode_is_what_runs(restored) -> None:
+    result = restored
     assert result["digit"] == 1  # the probe stroke: a vertical bar
-    # ink.py's source was replaced by a raise: it imported all the same, from its .pyc.
+    # ink.py's source was replaced by a raise: it imported all the same (from the snapshot).
     assert result["with_bytecode"] == result["py_modules"] > 50
     # Predicting needs no numpy.random (nine extension modules under Pyodide).
     assert result["random_imported"] is False
     assert result["environ_underscore"] is None  # the build's script path is not in the snapshot
     assert result["preimported"] > 100  # the snapshot holds the interpreter with its imports
+
+
+def test_restored_numpy_computes_what_a_fresh_start_does(restored, fresh) -> None:
+    # Bit for bit: the prediction, two epochs of training (numpy.random loaded after the
+    # restore), linear algebra (numpy.linalg's library, loaded back in).
+    for key in ("digit", "probabilities", "costs", "solve"):
+        assert restored[key] == fresh[key], key
+    assert fresh["costs"][1] < fresh["costs"][0]
+
+
+def test_dynlibs_are_the_wheels_own_extension_modules(dist: Path) -> None:
+    manifest = json.loads((dist / "manifest.json").read_text())
+    in_wheels = {}
+    for wheel in archives(dist)[:2]:  # numpy's and Pillow's
+        with zipfile.ZipFile(wheel) as z:
+            in_wheels.update({n: z.read(n) for n in z.namelist() if n.endswith(".so")})
+    paths = [entry["path"] for entry in manifest["dynlibs"]]
+    assert paths[0] == "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so"
+    assert any(path.startswith("PIL/_imaging.") for path in paths)  # the drawing's Pillow
+    assert not any("random" in path for path in paths)  # only what predicting loads
+    for entry in manifest["dynlibs"]:
+        assert entry["file"].startswith("startup/dynlibs/") and entry["file"].endswith(".wasm")
+        data = (dist / entry["file"]).read_bytes()
+        assert data == in_wheels[entry["path"]], entry["path"]
+        assert hashlib.sha256(data).hexdigest() == manifest["files"][entry["file"]]["sha256"]
+
+
+def test_preloaded_dynlibs_are_what_python_loads(dist, fresh) -> None:
+    # Their files were overwritten with garbage before the import: the preloaded modules ran.
+    assert fresh["digit"] == 1
+    manifest = json.loads((dist / "manifest.json").read_text())
+    assert {entry["path"] for entry in manifest["dynlibs"]} <= set(fresh["loaded"])
+    assert "is corrupt (its sha256 does not match the manifest)" in fresh["refused"]

@@ -1,7 +1,9 @@
 // Starting Pyodide: from the memory snapshot of a started interpreter when there is a sound one
-// (it skips Python's own start-up), else the slow way, and saying which. Pyodide fetches its
-// own files, and a missing one can leave loadPyodide waiting forever, so its downloads are
-// watched while it starts: a failed one fails the start at once, named.
+// (it skips Python's own start-up and the imports of numpy, Pillow and the Session, whose
+// extension modules dynlibs.js loads back in), else the slow way, and saying which. Pyodide
+// fetches its own files, and a missing one can leave loadPyodide waiting forever, so its
+// downloads are watched while it starts: a failed one fails the start at once, named.
+import { relinkSnapshot } from "./dynlibs.js";
 import { base, blaming, fetchVerified, manifestPromise } from "./site.js";
 
 // A corrupt file makes loadPyodide throw, and `blaming` then checks every runtime file's
@@ -40,19 +42,24 @@ function watchRuntimeFetches() {
   return { failed, stop: () => (self.fetch = realFetch) };
 }
 
-async function load(snapshotBytes, notes) {
+async function load(snapshot, notes) {
   const { loadPyodide } = await import("./pyodide/pyodide.mjs");
   const indexURL = runtimeDir;
-  if (snapshotBytes) {
+  if (snapshot) {
+    const { bytes, link, dynlibs } = snapshot;
     try {
-      const restored = await loadPyodide({ indexURL, _loadSnapshot: snapshotBytes });
+      // A snapshot that holds extension modules is of no use without them: not even restored.
+      const needed = link?.libs?.length ? Promise.all([bytes, dynlibs]).then(([b]) => b) : bytes;
+      needed.catch(() => {}); // loadPyodide awaits it only after fetching its script: heard there
+      const restored = await loadPyodide({ indexURL, _loadSnapshot: needed });
+      if (link?.libs?.length) await relinkSnapshot(restored, link.site_packages, link, await dynlibs);
       restored.runPython(AFTER_RESTORE);
-      return { pyodide: restored, snapshot: true };
+      return { pyodide: restored, snapshot: true, relinked: Boolean(link?.libs?.length) };
     } catch (err) {
       notes.push(`started without the start-up snapshot (${err.message ?? err})`);
     }
   }
-  return { pyodide: await loadPyodide({ indexURL }), snapshot: false };
+  return { pyodide: await loadPyodide({ indexURL }), snapshot: false, relinked: false };
 }
 
 // A start that failed (its stage reports why) leaves Pyodide's own loaders rejecting with no one
@@ -63,11 +70,12 @@ self.addEventListener("unhandledrejection", (event) => {
 });
 
 /**
- * Start the runtime; resolves to {pyodide, snapshot: whether it was restored}. `snapshotBytes`
- * is a promise of the decompressed snapshot, or null to start the slow way; why a snapshot was
- * not used goes into `notes`.
+ * Start the runtime; resolves to {pyodide, snapshot: whether it was restored, relinked: whether
+ * with its extension modules}. `snapshot` is null to start the slow way, or {bytes: a promise
+ * of the decompressed snapshot, link: the manifest's snapshot_link, dynlibs: a promise of the
+ * compiled extension modules (dynlibs.js)}; why a snapshot was not used goes into `notes`.
  */
-export function startRuntime(snapshotBytes, notes) {
+export function startRuntime(snapshot, notes) {
   return blaming(runtimeFiles, async () => {
     const watch = watchRuntimeFetches();
     let settled = false;
@@ -75,7 +83,7 @@ export function startRuntime(snapshotBytes, notes) {
     const verifiedLate = new Promise((resolve) => setTimeout(resolve, RUNTIME_CHECK_MS))
       .then(() => (settled ? new Promise(() => {}) : manifestPromise))
       .then((m) => Promise.all(runtimeFiles(m).map((path) => fetchVerified(m, path))));
-    const loading = load(snapshotBytes, notes);
+    const loading = load(snapshot, notes);
     loading.catch(() => {}); // raced below: when a failed download wins, its later failure is moot
     try {
       return await Promise.race([loading, watch.failed, verifiedLate.then(() => loading)]);

@@ -1,14 +1,18 @@
 // Start-up: from "the worker exists" to "the page can predict", then "the page can train",
 // reported to the page stage by stage (runtime, packages, model, data).
 //
-// The downloads start at once, in parallel with the runtime. The fast path uses the two start-up
-// caches of dist/startup/ (scripts/build_startup.mjs): a memory snapshot of the started
-// interpreter (runtime.js) and the .pyc of the modules the Session imports. The wheels are
-// unzipped by a helper worker while the runtime starts (unpacker.js), and their extension modules
-// are compiled when Python first imports them. If a cache is missing, corrupt or refused, the
-// worker starts the slow way and says so in the stage's detail; a missing or corrupt wheel,
-// runtime file or model is the stage's error, naming the file.
+// The downloads start at once, in parallel with the runtime. The fast path uses the start-up
+// caches of dist/startup/ (scripts/build_startup.mjs): a memory snapshot of the interpreter with
+// numpy, Pillow and the Session already imported (runtime.js), their extension modules, compiled
+// from their own URLs while the runtime starts (Chrome keeps their compiled code for the next
+// visit) and loaded back into the restored runtime (dynlibs.js), and the .pyc of the modules
+// imported later. The wheels are unzipped by a helper worker meanwhile (unpacker.js) and
+// installed for those later imports. Without the snapshot, the compiled extension modules are
+// handed to Python's import instead. If a cache is missing, corrupt or refused, the worker starts
+// the slow way and says so in the stage's detail; a missing or corrupt wheel, runtime file or
+// model is the stage's error, naming the file.
 import { captureWasmMemory, installGemm } from "./gemm/gemm.js";
+import { compileDynlibs, preloadDynlibs } from "./dynlibs.js";
 import { bindSession, call, yieldToEventLoop } from "./python-bridge.js";
 import { startRuntime } from "./runtime.js";
 import { base, fetchVerified, manifestPromise } from "./site.js";
@@ -33,7 +37,7 @@ async function stage(name, work, detail = () => undefined) {
 }
 
 /** Every download of the start-up, begun now: promises of verified bytes or unzipped files. */
-function startDownloads({ snapshot, unzip }) {
+function startDownloads({ snapshot, unzip, dynlibs }) {
   const files = {};
   files.model = quietly(manifestPromise.then((m) => fetchVerified(m, m.model)));
   const gzipped = quietly(
@@ -53,6 +57,12 @@ function startDownloads({ snapshot, unzip }) {
   const wheels = (m) => [...Object.keys(m.files ?? {}).filter((p) => /^pyodide\/[^/]*\.whl$/.test(p)), m.wheel];
   files.wheels = quietly(afterSnapshot.then((m) => Promise.all(wheels(m).map((p) => unpack(m, p, unzip)))));
   files.bytecode = quietly(afterSnapshot.then((m) => (m.bytecode ? unpack(m, m.bytecode, unzip) : [])));
+  // The extension modules: at once if the snapshot holds them (it is restored with them), else
+  // with the wheels, for Python's import.
+  const off = () => Promise.reject(new Error("turned off by ?nodynlibs"));
+  const whenNeeded = (m) => (m.snapshot_link?.libs?.length || !snapshot ? m : afterSnapshot);
+  const compiled = () => manifestPromise.then(whenNeeded).then((m) => compileDynlibs(m, base));
+  files.dynlibs = quietly(dynlibs ? compiled() : off());
   return files;
 }
 
@@ -69,6 +79,12 @@ async function installPackages(pyodide, files, info) {
     info.bytecode = true;
   } catch (err) {
     info.notes.push(`compiling Python modules on this visit (${err.message ?? err})`);
+  }
+  try {
+    await preloadDynlibs(pyodide, sitePackages, await files.dynlibs); // those not in the snapshot
+    info.dynlibs = true;
+  } catch (err) {
+    info.notes.push(`compiling extension modules on import (${err.message ?? err})`);
   }
   // Directory listings cached before these files existed (the snapshot's) must be re-read.
   // Not importlib.invalidate_caches(): it imports importlib.metadata, half a second here.
@@ -101,28 +117,31 @@ async function loadData(pyodide, dataBytes, kernel) {
     result = call("continue_dataset");
   } while (!result.done);
   if (!result.ok) throw new Error(result.error);
+  // Threads when the page is cross-origin isolated (a visit the service worker served).
   const gemm = kernel
     ? await installGemm(pyodide, new URL("./gemm/gemm.wasm", base))
     : { ok: false, reason: "NumPy (the kernel is disabled by ?kernel=numpy)" };
   const backend = gemm.ok ? call("use_wasm_backend") : { ok: false, reason: gemm.reason };
-  self.postMessage({ type: "dataset", n_train: result.n_train, n_test: result.n_test, backend: backend.reason });
+  const line = backend.ok ? `${backend.reason}, ${gemm.threadsNote}` : backend.reason;
+  self.postMessage({ type: "dataset", n_train: result.n_train, n_test: result.n_test, backend: line });
 }
 
 /**
  * Start everything. Options (all true unless a ?debug test turns one off): snapshot (start from
- * it), unzip (in JavaScript), kernel (multiply with the SIMD kernel). Returns
+ * it), unzip (in JavaScript), dynlibs (compile the extension modules ahead, from their own URLs),
+ * kernel (multiply with the SIMD kernel). Returns
  *   loaded      resolves to {ok, model, warning?} once the page can predict
  *   dataLoaded  resolves once the page can train
  *   init        call with {savedModel} when the page's "init" request arrives
- *   info        {snapshot, bytecode, notes}: which start-up caches were used, and why not
+ *   info        {snapshot, bytecode, dynlibs, notes}: which start-up caches were used, and why not
  */
 export function startUp(options) {
   // Without DecompressionStream the snapshot would be downloaded for nothing, and the archives
   // are unzipped by Pyodide's own unpackArchive (Python's zipfile): slower, the same result.
   const decompress = typeof DecompressionStream === "function";
   const snapshot = decompress && options.snapshot;
-  const files = startDownloads({ snapshot, unzip: decompress && options.unzip });
-  const info = { snapshot: false, bytecode: false, notes: [] };
+  const files = startDownloads({ snapshot, unzip: decompress && options.unzip, dynlibs: options.dynlibs });
+  const info = { snapshot: false, bytecode: false, dynlibs: false, notes: [] };
   const notesSince = (n) => () => info.notes.slice(n).join("; ") || undefined;
   let init;
   const initReceived = new Promise((resolve) => (init = resolve));
@@ -131,8 +150,10 @@ export function startUp(options) {
   const runtime = quietly(
     stage("runtime", async () => {
       const m = await manifestPromise;
-      const started = await startRuntime(snapshot && m.snapshot ? files.snapshot : null, info.notes);
+      const restore = { bytes: files.snapshot, link: m.snapshot_link, dynlibs: files.dynlibs };
+      const started = await startRuntime(snapshot && m.snapshot ? restore : null, info.notes);
       info.snapshot = started.snapshot;
+      info.dynlibs = started.relinked;
       return started.pyodide;
     }, notesSince(0)),
   );

@@ -104,15 +104,40 @@ function onManifest(event) {
   return network;
 }
 
+// Cross-origin isolation, for SharedArrayBuffer (the matrix kernel's threads): GitHub Pages
+// cannot send COOP/COEP, so the documents and worker scripts served from here carry them
+// (nothing else needs them: every subresource is same-origin). Other responses pass as they
+// came: a rebuilt Response would cost Chrome the compiled code it keeps for a cached .wasm,
+// and send every body through this worker's thread. A page this worker did not serve (a first
+// visit) is not isolated and trains on one thread: it is never reloaded for isolation. require-corp rather than credentialless: every request is same-origin, and
+// every browser knows it (Safari and Firefox < 119 lack credentialless). Not in WebKit (Safari,
+// WebKitGTK): there COOP makes the next navigation after a training run load an empty page,
+// and its workers get no SharedArrayBuffer anyway (WebKitGTK 2.50).
+const UA = self.navigator.userAgent;
+const WEBKIT = /AppleWebKit\//.test(UA) && !/Chrome\/|Chromium\//.test(UA); // as gemm/gemm.js
+
+const ISOLATE = new Set(["document", "worker", "sharedworker"]); // request.destination
+
+function isolated(response) {
+  if (WEBKIT || response.status === 0 || response.redirected) return response; // as it came
+  const headers = new Headers(response.headers);
+  headers.set("Cross-Origin-Opener-Policy", "same-origin");
+  headers.set("Cross-Origin-Embedder-Policy", "require-corp");
+  const { status, statusText } = response;
+  const body = [204, 205, 304].includes(status) ? null : response.body;
+  return new Response(body, { status, statusText, headers });
+}
+
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET" || request.headers.has("range")) return;
   const url = new URL(request.url);
   if (url.origin !== SCOPE.origin || !url.pathname.startsWith(SCOPE.pathname)) return;
   const path = decodeURIComponent(url.pathname.slice(SCOPE.pathname.length));
+  const headers = ISOLATE.has(request.destination) ? isolated : (response) => response;
   if (url.href === MANIFEST) event.respondWith(onManifest(event));
-  else if (!url.search && IMMUTABLE.test(path)) event.respondWith(cacheFirst(event, path));
-  else event.respondWith(networkFirst(event));
+  else if (!url.search && IMMUTABLE.test(path)) event.respondWith(cacheFirst(event, path).then(headers));
+  else event.respondWith(networkFirst(event).then(headers));
 });
 
 async function precache() {

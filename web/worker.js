@@ -13,6 +13,7 @@ const DEBUG = query.has("debug");
 const { loaded, dataLoaded, init, info } = startUp({
   snapshot: !(DEBUG && query.has("nosnapshot")),
   unzip: !(DEBUG && query.has("nounzip")),
+  dynlibs: !(DEBUG && query.has("nodynlibs")),
   kernel: !(DEBUG && query.get("kernel") === "numpy"), // bit-for-bit parity tests
 });
 

@@ -158,6 +158,9 @@ def click_train(r: Run, url: str, form: dict[str, str] | None) -> dict[str, Any]
             polling=100,
         )
         result["heap_after_mb"] = page.evaluate(WORKER_HEAP, 10**9 + 1) / 2**20
+        # A visit the service worker serves is cross-origin isolated: the kernel's threads.
+        result["isolated"] = page.evaluate("crossOriginIsolated")
+        result["backend"] = page.get_by_test_id("backend").text_content()
         data = page.evaluate("({events: window.__bench.events, clickAt: window.__bench.clickAt})")
         result["kind"] = "cnn" if "conv" in result["settings"].get("hidden", "") else "mlp"
         result.update(epochs_from(data["events"], data["clickAt"], GOALS[result["kind"]][0]))
@@ -224,6 +227,7 @@ def report(runs: list[dict[str, Any]], add: Callable[[str], None]) -> None:
             f"(best {fmt(100 * (run['best_accuracy'] or 0), '.2f', ' %')}, "
             f"set-up {fmt(run.get('started_s'), '.2f', ' s')}, "
             f"done {fmt(run.get('done_s'), '.1f', ' s')})")  # fmt: skip
+        add(f"      crossOriginIsolated {run.get('isolated')}; {run.get('backend')}")
         for e in run["epochs"]:
             add(f"      epoch {e['epoch']}: {100 * (e['test_accuracy'] or 0):.2f} % at "
                 f"{e['seconds']:.1f} s "

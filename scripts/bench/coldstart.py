@@ -115,9 +115,10 @@ def run(r: Run) -> dict[str, Any]:
 
 
 def _caches(v: dict[str, Any]) -> str:
-    """Which start-up caches the worker used: "snapshot+pyc", "pyc", ... or "none"."""
+    """Which start-up caches the worker used: "snapshot+pyc+so", "pyc", ... or "none"."""
     s = v.get("startup") or {}
-    used = [name for key, name in (("snapshot", "snapshot"), ("bytecode", "pyc")) if s.get(key)]
+    names = (("snapshot", "snapshot"), ("bytecode", "pyc"), ("dynlibs", "so"))
+    used = [name for key, name in names if s.get(key)]
     return "+".join(used) or "none"
 
 
@@ -126,7 +127,7 @@ def report(cs: dict[str, Any], add: Callable[[str], None]) -> None:
     add("1. Cold start: navigation -> can predict (status ready), -> a drawn 1 predicted (ready +")
     add("   the first prediction's latency), and -> training data loaded")
     add(f"   {'setting':<42}{'visit':<8}{'ready s':>8}{'pred s':>8}{'data s':>8}{'MB sent':>9}"
-        f"{'reqs':>6}{'304s':>6}{'SW':>5}  caches         worker stages ms")  # fmt: skip
+        f"{'reqs':>6}{'304s':>6}{'SW':>5}  caches          worker stages ms")  # fmt: skip
 
     def row(name: str, label: str, v: dict[str, Any]) -> None:
         if "ready_s" not in v:
@@ -136,7 +137,7 @@ def report(cs: dict[str, Any], add: Callable[[str], None]) -> None:
         add(f"   {name:<42}{label:<8}{fmt(v['ready_s']):>8}{fmt(v.get('predicted_s')):>8}"
             f"{fmt(v.get('data_ready_s')):>8}"
             f"{v.get('bytes', 0) / 1e6:>9.2f}{v.get('requests', 0):>6}{v.get('not_modified', 0):>6}"
-            f"{v.get('responses_from_sw', 0):>5}  {_caches(v):<15}{stages}")  # fmt: skip
+            f"{v.get('responses_from_sw', 0):>5}  {_caches(v):<16}{stages}")  # fmt: skip
 
     for i, v in enumerate(cs.get("first_visits", [])):
         row("first visits, fresh origin (empty cache)" if i == 0 else "", "first", v)

@@ -2,7 +2,10 @@
 
 - kernel and NumPy: the page's own worker (web/worker.js, started by bench/worker.html and
   driven through protocol.js) trains on the first 8,192 (NumPy: 2,048) images of the site's
-  dataset, with the WebAssembly SIMD kernel or, with ``?debug&kernel=numpy``, plain NumPy;
+  dataset, with the WebAssembly SIMD kernel or, with ``?debug&kernel=numpy``, plain NumPy.
+  The kernel twice: on a cross-origin isolated origin, where it multiplies on a pool of kernel
+  workers (web/gemm/threads.js: every core, at most 4), and on a plain origin as GitHub Pages
+  serves a first visit (no isolation, so no SharedArrayBuffer: one thread);
 - native: the same Session and Trainer on the same images in CPython, BLAS on one thread
   (bench/native_rate.py in a subprocess);
 - TF.js: the same MLP trained by TensorFlow.js's wasm backend in the same browser
@@ -39,7 +42,8 @@ KERNEL_RUN = {"subset": 8192, "epochs": 6}  # 64 steps an epoch; the first epoch
 NUMPY_RUN = {"subset": 2048, "epochs": 3}  # ten times slower: fewer steps
 TFJS_RUN = {"hidden": [128], "batch": 128, "steps": 20, "repeats": 5, "n": 8192}
 ROWS = [
-    ("kernel", "browser, the page's worker: NumPy + wasm SIMD kernel"),
+    ("kernel", "browser, the page's worker: NumPy + wasm SIMD kernel, threads"),
+    ("kernel_1t", "browser, the page's worker: the same, 1 thread (not isolated)"),
     ("numpy", "browser, the page's worker: plain NumPy"),
     ("native", "native CPython + NumPy/OpenBLAS, 1 thread"),
     ("tfjs", "browser: TF.js wasm SIMD, minimize() loop"),
@@ -48,7 +52,9 @@ ROWS = [
 ]
 RATIOS = [("kernel_vs_numpy", "kernel / NumPy", ["numpy"], None),
           ("kernel_vs_tfjs", "kernel / best TF.js wasm", ["tfjs", "tfjs_threads", "tfjs_fit"], 6.0),
-          ("kernel_vs_native", "kernel / native 1 thread", ["native"], 1 / 3)]  # fmt: skip
+          ("kernel_vs_native", "kernel / native 1 thread", ["native"], 1.0),
+          ("kernel_1t_vs_native", "kernel 1 thread / native", ["native"], None),
+          ("threads_vs_1t", "kernel threads / 1 thread", ["kernel_1t"], None)]  # fmt: skip
 
 
 def best_of_epochs(per_epoch: list[float]) -> dict[str, Any]:
@@ -71,6 +77,8 @@ class WorkerPage:
         if found["type"] != "dataset":
             raise RuntimeError(f"stage {found['stage']}: {found.get('detail')}")
         self.backend = found.get("backend")
+        self.isolated = self.page.evaluate("crossOriginIsolated")
+        self.cores = self.page.evaluate("navigator.hardwareConcurrency")
 
     def _wait(self, condition: str) -> dict[str, Any]:
         """The first recorded event for which the JS `condition` on `e` holds, once there is one."""
@@ -96,7 +104,8 @@ class WorkerPage:
         """Examples/s of `epochs` epochs of TRAINING on `subset` images (the first not counted)."""
         trained = self.train({**TRAINING, "epochs": str(epochs)}, subset)
         result = best_of_epochs([e["examples_per_s"] for e in trained])
-        return {**result, "backend": self.backend, "subset": subset}
+        return {**result, "backend": self.backend, "isolated": self.isolated,
+                "cores": self.cores, "subset": subset}  # fmt: skip
 
     def rate_blocks(
         self, config: dict[str, str], warmup: int, steps: int, blocks: int
@@ -178,6 +187,9 @@ def run(r: Run, only: set[str]) -> dict[str, Any]:
     if "throughput" in only:
         log("throughput: the page's worker, with the kernel and with plain NumPy")
         pages["kernel"] = guarded("kernel", WorkerPage, r.context, iso_url, "", r.timeout_ms)
+        pages["kernel_1t"] = guarded(
+            "kernel_1t", WorkerPage, r.context, plain_url, "", r.timeout_ms
+        )
         pages["numpy"] = guarded(
             "numpy", WorkerPage, r.context, iso_url, "&kernel=numpy", r.timeout_ms
         )
@@ -193,7 +205,7 @@ def run(r: Run, only: set[str]) -> dict[str, Any]:
         for key, page in pages.items():
             if isinstance(page, dict):  # it did not start: its error
                 got[key] = page
-            elif key == "kernel":
+            elif key in ("kernel", "kernel_1t"):
                 got[key] = guarded(key, page.rate, **KERNEL_RUN)
             elif key == "numpy":
                 if i in (0, rounds - 1):  # slow: two rounds are enough
@@ -232,17 +244,18 @@ def ratios_of(tp: dict[str, Any]) -> dict[str, Any]:
     """kernel / NumPy, kernel / best TF.js, kernel / native: of the bests, and the median of
     the same ratio within each round (less sensitive to load that changed between rounds)."""
 
-    def ratio(row: dict[str, Any], other: list[str]) -> float | None:
+    def ratio(row: dict[str, Any], mine: str, other: list[str]) -> float | None:
         values = [row[k] for k in other if row.get(k)]
-        return row["kernel"] / max(values) if row.get("kernel") and values else None
+        return row[mine] / max(values) if row.get(mine) and values else None
 
     out: dict[str, Any] = {}
     best = {k: v["best"] for k, v in tp.items() if isinstance(v, dict) and v.get("best")}
     for name, _, other, _ in RATIOS:
-        v = ratio(best, other)
+        mine = "kernel_1t" if name.startswith("kernel_1t") else "kernel"
+        v = ratio(best, mine, other)
         if v is not None:
             out[name] = v
-        per_round = [x for x in (ratio(row, other) for row in tp.get("rounds", [])) if x]
+        per_round = [x for x in (ratio(row, mine, other) for row in tp.get("rounds", [])) if x]
         if per_round:
             out[f"{name}_median_per_round"] = statistics.median(per_round)
     return out
@@ -264,9 +277,11 @@ def report(tp: dict[str, Any], add: Callable[[str], None]) -> None:
         off = abs(wall / tp["native"]["best"] - 1) >= 0.1
         add(f"   (native, by the wall clock from each epoch's first batch to its last: {wall:,.0f}"
             f"{': the Trainer clock is off' if off else ''})")  # fmt: skip
-    backend = (tp.get("kernel") or {}).get("backend")
-    if backend:
-        add(f"   (the kernel's worker multiplied with: {backend})")
+    for key, origin in (("kernel", "isolated origin"), ("kernel_1t", "plain origin")):
+        v = tp.get(key) or {}
+        if v.get("backend"):
+            add(f"   ({key}, {origin}: crossOriginIsolated {v.get('isolated')}, "
+                f"{v.get('cores')} cores; multiplied with: {v['backend']})")  # fmt: skip
     info = tp.get("tfjs_threads_info") or {}
     if info:
         add(f"   (TF.js {info.get('version')}: asked for 2 threads, runs {info.get('threads')}; "

@@ -64,7 +64,7 @@ def expected_backend(browser: Driven) -> str:
 
 # ── the page ─────────────────────────────────────────────────────────────────────────────────
 
-READY = "return document.querySelector('[data-testid=status]').dataset.ready === 'true';"
+READY = "return document.querySelector('[data-testid=status]')?.dataset.ready === 'true';"
 ERRORS = "return window.scribblenetErrors ?? ['boot.js did not run: no error record'];"
 STAGES = """return Object.fromEntries([...document.querySelectorAll('#stages li')].map(li =>
   [li.dataset.stage, li.dataset.state === 'done' ? Number(li.dataset.ms) : li.dataset.state]));"""

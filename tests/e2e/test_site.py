@@ -121,7 +121,7 @@ def test_page_starts_from_its_snapshot_and_bytecode(browser: Browser, site_url: 
     context, page = boot_with(browser, f"{site_url}?debug", {})
     try:
         startup = page.evaluate("window.scribblenet.startup")
-        assert startup == {"snapshot": True, "bytecode": True, "notes": []}
+        assert startup == {"snapshot": True, "bytecode": True, "dynlibs": True, "notes": []}
         assert stage_detail(page, "runtime") == stage_detail(page, "packages") == ""
         p = predicted(page)
         assert max(p) == p[1]  # the drawing is a "1"

@@ -12,6 +12,10 @@
 //
 // installGemm never throws: on any failure it returns ok: false with the reason, and Python
 // keeps using NumPy. The kernel is registered as the Python-importable module JS_MODULE.
+// On a cross-origin isolated page (SharedArrayBuffer) it also starts a pool of kernel workers
+// (threads.js) and the registered gemm_nn/tn/nt split big products among them; on any failure
+// of the pool it stays on one thread, and `threadsNote` says which and why.
+import { startPool, threadCount } from "./threads.js";
 
 export const JS_MODULE = "scribblenet_gemm"; // must match JS_MODULE in wasm_matmul.py
 
@@ -117,8 +121,10 @@ function findPythonHeap(pyodide) {
  *                 against this file); gemm_relaxed.wasm is taken from beside it when the engine
  *                 has relaxed SIMD.
  * @param options  {relaxed: false} keeps the simd128 kernel, whose results do not depend on
- *                 the CPU (relaxed_madd may or may not fuse the multiply-add).
- * @returns {Promise<{ok: boolean, simd: boolean, relaxed: boolean, reason: string}>}
+ *                 the CPU (relaxed_madd may or may not fuse the multiply-add);
+ *                 {threads: n} uses at most n threads (default: every core, up to MAX_THREADS).
+ * @returns {Promise<{ok, simd, relaxed, reason, threads, threadsNote}>}: threads is how many
+ *          the products use, threadsNote says it for the page ("2 threads", "1 thread (why)").
  */
 export async function installGemm(
   pyodide,
@@ -126,7 +132,7 @@ export async function installGemm(
   options = {},
 ) {
   const { simd, relaxed: relaxedAvailable } = detectFeatures();
-  const result = { ok: false, simd, relaxed: false, reason: "" };
+  const result = { ok: false, simd, relaxed: false, reason: "", threads: 1, threadsNote: "1 thread" };
   try {
     if (!simd) throw new Error("this browser has no WebAssembly SIMD (simd128)");
     if (!captured.proxy) throw new Error("captureWasmMemory() was not called before loadPyodide");
@@ -136,23 +142,29 @@ export async function installGemm(
 
     let kernel = null;
     if (relaxedAvailable && options.relaxed !== false) {
-      const href = new URL(wasmUrl, import.meta.url).href;
-      const relaxedUrl = new URL(href.replace(/\.wasm(\?.*)?$/, "_relaxed.wasm$1"));
       try {
-        kernel = await instantiate(relaxedUrl, memory);
+        kernel = await instantiate(relaxedUrlOf(wasmUrl), memory);
       } catch (err) {
         result.reason = `relaxed kernel unavailable (${err.message}); `;
       }
     }
-    kernel ??= await instantiate(wasmUrl, memory);
+    let kernelUrl = relaxedUrlOf(wasmUrl);
+    if (kernel === null) {
+      kernel = await instantiate(wasmUrl, memory);
+      kernelUrl = new URL(wasmUrl, import.meta.url);
+    }
     result.relaxed = kernel.gemm_features() === 3;
     // Every exported function (gemm_nn/tn/nt, adam_update, the element-wise kernels ...):
     // what gemm.c exports is what Python sees, under the same names.
     const functions = Object.fromEntries(
       Object.entries(kernel).filter(([, value]) => typeof value === "function"),
     );
+    const pool = await startThreads(memory, kernel, kernelUrl, options.threads, result);
     pyodide.registerJsModule(JS_MODULE, {
       ...functions,
+      ...pool?.functions(), // gemm_nn/tn/nt, threaded
+      threads: result.threads,
+      thread_stats: () => JSON.stringify(pool?.calls ?? {}), // products and chunks so far
       features: kernel.gemm_features(),
       relaxed: result.relaxed,
     });
@@ -163,4 +175,44 @@ export async function installGemm(
     result.reason += String(err?.message ?? err);
   }
   return result;
+}
+
+const relaxedUrlOf = (url) => variantUrl(url, "_relaxed");
+function variantUrl(url, suffix) {
+  const href = new URL(url, import.meta.url).href;
+  return new URL(href.replace(/\.wasm(\?.*)?$/, `${suffix}.wasm$1`));
+}
+
+// Why a page is not isolated: ../sw.js isolates the visits it serves, except in WebKit.
+function notIsolatedWhy() {
+  const ua = globalThis.navigator?.userAgent ?? "";
+  const webkit = /AppleWebKit\//.test(ua) && !/Chrome\/|Chromium\//.test(ua);
+  return webkit ? "not in WebKit" : "first visit";
+}
+
+/** The pool of kernel workers, or null (one thread) with the reason in result.threadsNote. */
+async function startThreads(heap, kernel, kernelUrl, wanted, result) {
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+  const threads = threadCount(Math.min(cores, wanted ?? Infinity));
+  let why = null;
+  if (threads < 2) why = wanted === 1 ? "asked for one" : `${cores} core${cores === 1 ? "" : "s"}`;
+  else if (!globalThis.crossOriginIsolated) why = `not cross-origin isolated: ${notIsolatedWhy()}`;
+  else if (typeof SharedArrayBuffer === "undefined") why = "no SharedArrayBuffer";
+  if (why) {
+    result.threadsNote = `1 thread (${why})`;
+    return null;
+  }
+  try {
+    const module = await WebAssembly.compile(await fetchBytes(variantUrl(kernelUrl, "_shared")));
+    const workerUrl = new URL("./kernel-worker.js", import.meta.url);
+    let made = 0;
+    const makeWorker = () => new Worker(workerUrl, { type: "module", name: `gemm kernel ${++made}` });
+    const pool = await startPool({ heap, kernel, module, threads, makeWorker });
+    result.threads = pool.threads;
+    result.threadsNote = `${pool.threads} threads`;
+    return pool;
+  } catch (err) {
+    result.threadsNote = `1 thread (kernel workers failed: ${err?.message ?? err})`;
+    return null;
+  }
 }
