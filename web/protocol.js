@@ -5,7 +5,7 @@
 //  request    payload                               reply (same id)
 //  ─────────  ────────────────────────────────────  ──────────────────────────────────────────────
 //  init       {savedModel: ArrayBuffer | null}      ready      {model, warning?, startup: {snapshot,
-//                                                              bytecode, notes}}  (can predict now)
+//                                                              bytecode, dynlibs, notes}} (can predict)
 //  configure  {config: {field: string}}             configured {ok, errors?: {field: message},
 //                                                              network?, train?}
 //  train      {config, subset?}                     started    {ok, errors?, model, n_train,
