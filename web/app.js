@@ -83,7 +83,7 @@ if ("serviceWorker" in navigator) {
   // which the load event does not wait for: it may have fired already.
   const register = () => {
     navigator.serviceWorker
-      .register(new URL("./sw.js", import.meta.url), { type: "module" })
+      .register(new URL("./sw.js", import.meta.url)) // classic: see sw.js
       .catch((err) => console.warn("scribblenet: no offline copy of the site:", err));
   };
   if (document.readyState === "complete") register();

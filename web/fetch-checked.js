@@ -1,6 +1,6 @@
 // One site file as bytes, checked against the sha256 that manifest.json gives for it. Shared by
-// the Python worker and its unzip helper, so a broken download reads the same in both, and by
-// the service worker (sw.js), which keeps a copy only if its bytes match.
+// the Python worker and its unzip helper, so a broken download reads the same in both. The
+// service worker (sw.js), a classic script, has its own copy of sha256Hex.
 
 /** The SHA-256 of `bytes` (an ArrayBuffer or a view) as lowercase hex. */
 export async function sha256Hex(bytes) {

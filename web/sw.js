@@ -8,9 +8,15 @@
 //  - network-first: everything else (the page, its scripts and styles, manifest.json), with the
 //    last good copy as the fallback when the network fails.
 // On install the immutable files are fetched once (mostly from the HTTP cache the first visit
-// has just filled), so the second visit is served entirely from here. Registered by app.js, as
-// a module service worker: it shares the page's sha256 check.
-import { sha256Hex } from "./fetch-checked.js";
+// has just filled), so the second visit is served entirely from here. Registered by app.js as a
+// classic script, not a module: Firefox ESR 140 refuses module service workers ("threw an
+// exception during script evaluation"), so nothing here may import.
+
+/** The SHA-256 of `bytes` as lowercase hex (fetch-checked.js has the page's copy). */
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 const ASSETS = "scribblenet-assets-v1"; // immutable files, keyed by sha256
 const PAGES = "scribblenet-pages-v1"; // network-first copies, for offline use
