@@ -160,8 +160,8 @@ PRESETS: tuple[Preset, ...] = (
     # threads starve the im2col work between products: ~10× slower, so one thread is the one.
     _preset("cnn", "Convolutional: conv5x16,pool2,conv5x32,pool2,dense128, Adam 0.003 "
             "annealed, 4 epochs (≈ 99.2 %)",
-            note="about 1.5 min here (under a minute natively), 99.2 % on the test set",
-            caution=("Slow: about 1.5 minutes here, for about 99.2 % (the pretrained model "
+            note="about 2.5 min here (about 1 min natively), 99.1 % on the test set",
+            caution=("Slow: about 2.5 minutes here, for about 99.1 % (the pretrained model "
                      f"reads about 98 %). {_KEEP}"),
             hidden="conv5x16,pool2,conv5x32,pool2,dense128", learning_rate="0.003",
             lr_schedule="cosine", epochs="4"),
