@@ -12,6 +12,7 @@ import pytest
 from page_helpers import (
     BOOT_TIMEOUT_MS,
     fill_form,
+    next_frames,
     predicted,
     start_training,
     wait_idle,
@@ -79,6 +80,7 @@ def mid_training_controls_get_through(page: Page) -> None:
     chart = page.get_by_test_id("cost-chart")
     page.get_by_test_id("pause").click()
     expect(page.get_by_test_id("status")).to_contain_text("Paused")
+    next_frames(page)  # the chart draws what arrived before "paused" on its next frame
     paused_at = chart.get_attribute("data-points")
     page.wait_for_timeout(500)
     assert chart.get_attribute("data-points") == paused_at  # nothing trains while paused
