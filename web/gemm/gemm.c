@@ -22,22 +22,41 @@
 #define EXPORT(name) __attribute__((export_name(#name), visibility("default")))
 #define INLINE static inline __attribute__((always_inline))
 
-// Register tile: MR rows x NR columns of C. 2 x 16 keeps 8 accumulators + 4 B vectors + 2
-// broadcasts within the 16 SIMD registers x86-64 engines have; the probe that preceded this
-// kernel found it the fastest tile.
-#define MR 2
-#define NR 16
-// K is walked in blocks: a KC x 16 slice of B (4 KiB) stays in L1 while every row pair of A
-// passes over it. 64 measured 5-10% faster than 256 or no blocking for X.T @ dZ. But when the
+// Register tiles (measured in Node 20 on the 2-core AMD EPYC this project runs on, best of
+// 21-31 interleaved samples, web/gemm/bench.mjs): x86-64 engines have 16 SIMD registers and
+// V8 keeps one for scratch, so a tile's accumulators + B vectors + broadcasts must stay <= 15.
+//   2 x 16: 8 accumulators + 4 B vectors + 2 broadcasts. 52-53 GFLOP/s (relaxed) on the MLP's
+//           products, where B panels and A rows are cache resident.
+//   4 x 8:  8 accumulators + 2 B vectors + 4 broadcasts, the same 6 loads per 8 multiply-adds.
+//           As fast on the MLP's products; with row blocks (below) 47-50 GFLOP/s on conv2's
+//           forward product (8192 x 32 x 400) against 28 for 2 x 16 over whole columns.
+//   3 x 16, 4 x 12, 6 x 8 (12 accumulators): 28-30 GFLOP/s everywhere: V8 spills.
+// V8's loop for a 2 x 16 tile is about 28 x86 instructions per 8 multiply-adds (address
+// arithmetic, a stride reloaded from the stack, the loop's interrupt check), so it is bound
+// by instruction issue more than by FMA throughput. Unrolling k by 2 or 4 (fewer loop
+// overheads) made V8 spill: 26-31 GFLOP/s. Compiling NN and TN separately, so one stride is
+// the constant 1, changed nothing measurable.
+// Every C element is still one sum over k in order (k blocks in order), whatever the tile or
+// the loop order, so results do not depend on the tile a row or column falls into: a threaded
+// product's chunks (threads.js) give the single-thread result bit for bit.
+// K is walked in blocks: a KC x N slice of B stays in L1/L2 while the rows of A pass over it.
+// 64 measured 5-10% faster than 256 or no blocking for X.T @ dZ (with the earlier loop
+// order; with the current one 64, 128 and 256 are within noise). But when the
 // whole K x 16 panel of B fits in L1 anyway (K <= KC_WHOLE: 32 KiB), blocking only costs: C
 // is read and written once per block. Unblocked, the cnn preset's conv2 forward product
 // (8192 x 32 x 400) ran 1.5-1.9x faster; products with a huge K (dW = X.T @ dZ over a batch
-// of patches) stay blocked.
+// of patches) stay blocked. (KC_WHOLE 1024, unblocking the MLP's K = 784, measured the same.)
 #ifndef KC
 #define KC 64
 #endif
 #ifndef KC_WHOLE
 #define KC_WHOLE 512
+#endif
+// NN with more than 16 columns: rows of A in blocks of about MB_FLOATS floats (16 KiB) that
+// every 8-wide column panel sweeps while the block is in L1/L2. Over whole columns, A (13 MB
+// for conv2's forward product) came from L3 once per panel and the kernel ran at half speed.
+#ifndef MB_FLOATS
+#define MB_FLOATS 4096
 #endif
 
 #ifdef GEMM_RELAXED
@@ -93,127 +112,135 @@ INLINE void finish(float *c, v128_t acc, int r, float beta, const float *bias) {
 // ---------------------------------------------------------------------------------------
 // NN / TN: B rows are contiguous along n, so C rows are built from broadcast A elements
 // times B row vectors. A is addressed with strides (sam, sak) to serve both A and A.T.
-// rows in {1, 2}; nv full vectors (0..4) plus a partial vector of r lanes (0..3).
+// A tile of rows (1..4) x (nv full vectors (0..4) plus a partial vector of r lanes (0..3));
+// rows * (nv + (r > 0)) <= 8. Called with constant shapes only, so the loops over rows and
+// vectors unroll and the arrays live in registers.
 INLINE void tile_bcast(int rows, int nv, int r, int K, const float *A, int sam, int sak,
                        const float *B, int ldb, float *C, int ldc, float beta,
                        const float *bias) {
-  v128_t z = wasm_f32x4_splat(0.0f);
-  v128_t c00 = z, c01 = z, c02 = z, c03 = z, c04 = z;
-  v128_t c10 = z, c11 = z, c12 = z, c13 = z, c14 = z;
-  const float *a0 = A, *a1 = A + sam;
+  v128_t acc[4][5];
+  for (int i = 0; i < 4; i++)
+    for (int v = 0; v < 5; v++) acc[i][v] = wasm_f32x4_splat(0.0f);
   for (int k = 0; k < K; k++) {
-    v128_t b0 = z, b1 = z, b2 = z, b3 = z, b4 = z;
-    if (nv > 0) b0 = wasm_v128_load(B);
-    if (nv > 1) b1 = wasm_v128_load(B + 4);
-    if (nv > 2) b2 = wasm_v128_load(B + 8);
-    if (nv > 3) b3 = wasm_v128_load(B + 12);
-    if (r) b4 = load_part(B + 4 * nv, r);
-    v128_t x0 = wasm_v128_load32_splat(a0);
-    if (nv > 0) c00 = MADD(c00, x0, b0);
-    if (nv > 1) c01 = MADD(c01, x0, b1);
-    if (nv > 2) c02 = MADD(c02, x0, b2);
-    if (nv > 3) c03 = MADD(c03, x0, b3);
-    if (r) c04 = MADD(c04, x0, b4);
-    if (rows > 1) {
-      v128_t x1 = wasm_v128_load32_splat(a1);
-      if (nv > 0) c10 = MADD(c10, x1, b0);
-      if (nv > 1) c11 = MADD(c11, x1, b1);
-      if (nv > 2) c12 = MADD(c12, x1, b2);
-      if (nv > 3) c13 = MADD(c13, x1, b3);
-      if (r) c14 = MADD(c14, x1, b4);
+    v128_t b[5];
+    for (int v = 0; v < nv; v++) b[v] = wasm_v128_load(B + 4 * v);
+    if (r) b[nv] = load_part(B + 4 * nv, r);
+    for (int i = 0; i < rows; i++) {
+      v128_t x = wasm_v128_load32_splat(A + i * sam);
+      for (int v = 0; v < nv; v++) acc[i][v] = MADD(acc[i][v], x, b[v]);
+      if (r) acc[i][nv] = MADD(acc[i][nv], x, b[nv]);
     }
-    a0 += sak;
-    a1 += sak;
+    A += sak;
     B += ldb;
   }
-  const float *bb = bias;
-  float *c0 = C, *c1 = C + ldc;
-  if (nv > 0) finish(c0, c00, 4, beta, bb);
-  if (nv > 1) finish(c0 + 4, c01, 4, beta, bb ? bb + 4 : 0);
-  if (nv > 2) finish(c0 + 8, c02, 4, beta, bb ? bb + 8 : 0);
-  if (nv > 3) finish(c0 + 12, c03, 4, beta, bb ? bb + 12 : 0);
-  if (r) finish(c0 + 4 * nv, c04, r, beta, bb ? bb + 4 * nv : 0);
-  if (rows > 1) {
-    if (nv > 0) finish(c1, c10, 4, beta, bb);
-    if (nv > 1) finish(c1 + 4, c11, 4, beta, bb ? bb + 4 : 0);
-    if (nv > 2) finish(c1 + 8, c12, 4, beta, bb ? bb + 8 : 0);
-    if (nv > 3) finish(c1 + 12, c13, 4, beta, bb ? bb + 12 : 0);
-    if (r) finish(c1 + 4 * nv, c14, r, beta, bb ? bb + 4 * nv : 0);
+  for (int i = 0; i < rows; i++) {
+    for (int v = 0; v < nv; v++)
+      finish(C + i * ldc + 4 * v, acc[i][v], 4, beta, bias ? bias + 4 * v : 0);
+    if (r) finish(C + i * ldc + 4 * nv, acc[i][nv], r, beta, bias ? bias + 4 * nv : 0);
   }
 }
 
-// All rows of one column block of width w (1..16): the width is split once here so the
-// inner loops above are compiled with constant shapes.
-INLINE void panel_bcast_rows(int rows, int w, int K, const float *A, int sam, int sak,
-                             const float *B, int ldb, float *C, int ldc, float beta,
-                             const float *bias) {
-#define PANEL(NV, R) tile_bcast(rows, NV, R, K, A, sam, sak, B, ldb, C, ldc, beta, bias)
+// One tile of rows x w, w = 1..16 (rows <= 2) or 1..8 (rows <= 4): the width is split here so
+// the inner loops above are compiled with constant shapes.
+#define TILE(W) \
+  case W: tile_bcast(rows, (W) / 4, (W) % 4, K, A, sam, sak, B, ldb, C, ldc, beta, bias); break
+INLINE void tile_w16(int rows, int w, int K, const float *A, int sam, int sak, const float *B,
+                     int ldb, float *C, int ldc, float beta, const float *bias) {
   switch (w) {
-    case 16: PANEL(4, 0); break;
-    case 15: PANEL(3, 3); break;
-    case 14: PANEL(3, 2); break;
-    case 13: PANEL(3, 1); break;
-    case 12: PANEL(3, 0); break;
-    case 11: PANEL(2, 3); break;
-    case 10: PANEL(2, 2); break;
-    case 9: PANEL(2, 1); break;
-    case 8: PANEL(2, 0); break;
-    case 7: PANEL(1, 3); break;
-    case 6: PANEL(1, 2); break;
-    case 5: PANEL(1, 1); break;
-    case 4: PANEL(1, 0); break;
-    case 3: PANEL(0, 3); break;
-    case 2: PANEL(0, 2); break;
-    default: PANEL(0, 1); break;
+    TILE(16); TILE(15); TILE(14); TILE(13); TILE(12); TILE(11); TILE(10); TILE(9);
+    TILE(8); TILE(7); TILE(6); TILE(5); TILE(4); TILE(3); TILE(2); TILE(1);
+    default: break;
   }
-#undef PANEL
+}
+INLINE void tile_w8(int rows, int w, int K, const float *A, int sam, int sak, const float *B,
+                    int ldb, float *C, int ldc, float beta, const float *bias) {
+  switch (w) {
+    TILE(8); TILE(7); TILE(6); TILE(5); TILE(4); TILE(3); TILE(2); TILE(1);
+    default: break;
+  }
+}
+#undef TILE
+
+// One K block (kc deep) of the whole product, in one of two loop orders, all measured (see
+// the tiles above for how):
+//   rows_2x16: 2 x 16 tiles, every column panel of a row pair before the next pair. For TN
+//     the pair's strided A.T elements are then still in L1: 47 GFLOP/s against 42 over whole
+//     columns for conv2's weight gradient (400 x 32 x 8192), 44-48 against 36-41 for the
+//     dense layer's (512 x 128 x 128); row blocks with 4 x 8 tiles ran at 38. For NN with
+//     N <= 16 there is one panel: A is read once in any order.
+//   blocks_4x8: NN with N > 16: 4 x 8 tiles, row blocks of A swept by every 8-wide panel.
+// Each is its own function, with its tiles inlined: with all tiles in one function V8
+// allocated registers worse (44 against 52 GFLOP/s for the MLP's forward product, 26 when
+// everything was inlined into one), and a call per tile cost 10-15% on 64-deep K blocks.
+__attribute__((noinline)) static void rows_2x16(int M, int N, int kc, const float *A, int sam,
+                                                int sak, const float *B, int ldb, float *C,
+                                                int ldc, float beta, const float *bias) {
+  for (int i = 0; i < M; i += 2) {
+    for (int j = 0; j < N; j += 16) {
+      int w = N - j < 16 ? N - j : 16;
+      const float *a = A + i * sam, *bj = bias ? bias + j : 0;
+      if (M - i >= 2)
+        tile_w16(2, w, kc, a, sam, sak, B + j, ldb, C + i * ldc + j, ldc, beta, bj);
+      else
+        tile_w16(1, w, kc, a, sam, sak, B + j, ldb, C + i * ldc + j, ldc, beta, bj);
+    }
+  }
 }
 
-static void gemm_bcast(int M, int N, int K, const float *A, int sam, int sak, const float *B,
-                       int ldb, float *C, int ldc, float beta, const float *bias) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    // Empty sum: C = beta * C + bias, done with a zero-length tile.
-    for (int i = 0; i < M; i++)
-      for (int j = 0; j < N; j += NR) {
-        int w = N - j < NR ? N - j : NR;
-        panel_bcast_rows(1, w, 0, A, sam, sak, B, ldb, C + i * ldc + j, ldc, beta,
-                         bias ? bias + j : 0);
+__attribute__((noinline)) static void blocks_4x8(int M, int N, int kc, const float *A, int sam,
+                                                 int sak, const float *B, int ldb, float *C,
+                                                 int ldc, float beta, const float *bias) {
+  int mb = MB_FLOATS / kc / 4 * 4;
+  if (mb < 4) mb = 4;
+  for (int i0 = 0; i0 < M; i0 += mb) {
+    int i1 = M - i0 < mb ? M : i0 + mb;
+    for (int j = 0; j < N; j += 8) {
+      int w = N - j < 8 ? N - j : 8;
+      const float *bj = bias ? bias + j : 0;
+      int i = i0;
+      for (; i + 4 <= i1; i += 4)
+        tile_w8(4, w, kc, A + i * sam, sam, sak, B + j, ldb, C + i * ldc + j, ldc, beta, bj);
+      const float *a = A + i * sam;
+      float *c = C + i * ldc + j;
+      switch (i1 - i) {
+        case 3: tile_w8(3, w, kc, a, sam, sak, B + j, ldb, c, ldc, beta, bj); break;
+        case 2: tile_w8(2, w, kc, a, sam, sak, B + j, ldb, c, ldc, beta, bj); break;
+        case 1: tile_w8(1, w, kc, a, sam, sak, B + j, ldb, c, ldc, beta, bj); break;
+        default: break;
       }
-    return;
+    }
   }
+}
+
+static void gemm_bcast(int tn, int M, int N, int K, const float *A, int sam, int sak,
+                       const float *B, int ldb, float *C, int ldc, float beta,
+                       const float *bias) {
+  if (M <= 0 || N <= 0) return;
+  // K <= 0, the empty sum: C = beta * C + bias, done with zero-length tiles.
+  if (K <= 0) rows_2x16(M, N, 0, A, sam, sak, B, ldb, C, ldc, beta, bias);
   int block = K <= KC_WHOLE ? K : KC;
   for (int k0 = 0; k0 < K; k0 += block) {
     int kc = K - k0 < block ? K - k0 : block;
     // Later K blocks accumulate onto the first; bias is added once, by the first block.
+    const float *Ak = A + k0 * sak, *Bk = B + k0 * ldb, *bs = k0 == 0 ? bias : 0;
     float bt = k0 == 0 ? beta : 1.0f;
-    const float *bs = k0 == 0 ? bias : 0;
-    const float *Ak = A + k0 * sak;
-    const float *Bk = B + k0 * ldb;
-    for (int j = 0; j < N; j += NR) {
-      int w = N - j < NR ? N - j : NR;
-      const float *bj = bs ? bs + j : 0;
-      int i = 0;
-      for (; i + MR <= M; i += MR)
-        panel_bcast_rows(2, w, kc, Ak + i * sam, sam, sak, Bk + j, ldb, C + i * ldc + j,
-                         ldc, bt, bj);
-      if (i < M)
-        panel_bcast_rows(1, w, kc, Ak + i * sam, sam, sak, Bk + j, ldb, C + i * ldc + j,
-                         ldc, bt, bj);
-    }
+    if (tn || N <= 16)
+      rows_2x16(M, N, kc, Ak, sam, sak, Bk, ldb, C, ldc, bt, bs);
+    else
+      blocks_4x8(M, N, kc, Ak, sam, sak, Bk, ldb, C, ldc, bt, bs);
   }
 }
 
 EXPORT(gemm_nn)
 void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
              int ldc, float beta, const float *bias) {
-  gemm_bcast(M, N, K, A, lda, 1, B, ldb, C, ldc, beta, bias);
+  gemm_bcast(0, M, N, K, A, lda, 1, B, ldb, C, ldc, beta, bias);
 }
 
 EXPORT(gemm_tn)
 void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
              int ldc, float beta, const float *bias) {
-  gemm_bcast(M, N, K, A, 1, lda, B, ldb, C, ldc, beta, bias);
+  gemm_bcast(1, M, N, K, A, 1, lda, B, ldb, C, ldc, beta, bias);
 }
 
 // ---------------------------------------------------------------------------------------
