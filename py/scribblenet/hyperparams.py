@@ -161,7 +161,7 @@ PRESETS: tuple[Preset, ...] = (
     # im2col work between products: ~10× slower, so one thread is the one.
     _preset("cnn", "Convolutional: conv5x16,pool2,conv5x32,pool2,dense128, Adam 0.003 "
             "annealed, batch 64, 2 epochs (≈ 99.1 %)",
-            note="under 1 min here (about half a minute natively), 99.1 % on the test set",
+            note="under 1 min here (about as long natively), 99.1 % on the test set",
             caution=("Slow: just under a minute here, for about 99.1 % (the pretrained model "
                      f"reads about 98 %). {_KEEP}"),
             hidden="conv5x16,pool2,conv5x32,pool2,dense128", learning_rate="0.003",
