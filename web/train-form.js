@@ -119,10 +119,15 @@ function setValue(name, value) {
   control.value = value;
 }
 
-/** The preset whose values are exactly the form's (null: none). */
+/**
+ * The preset whose values are the form's (null: none). Numbers compare by value: a trained
+ * model's settings come back from Python as "0.0" or "1e-05" where a preset says "0" or "0.00001".
+ */
 function matchingPreset() {
   const current = readForm();
-  const same = (p) => Object.keys(p.values).length && fields.every((f) => p.values[f.name] === current[f.name]);
+  const number = (text) => (text?.trim() ? Number(text) : NaN);
+  const equal = (a, b) => a === b || (Number.isFinite(number(a)) && number(a) === number(b));
+  const same = (p) => Object.keys(p.values).length && fields.every((f) => equal(p.values[f.name], current[f.name]));
   return Object.values(presets).find(same)?.key ?? null;
 }
 

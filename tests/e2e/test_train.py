@@ -366,3 +366,20 @@ def test_presets_say_what_they_take_and_slow_ones_ask_first(app) -> None:
     page.get_by_test_id("stop").click()
     wait_idle(page)
     expect(page.get_by_test_id("train")).to_have_text("Train")
+
+
+def test_a_preset_is_still_named_after_its_model_finishes(app) -> None:
+    """The trained model's settings come back as Python writes numbers ("0.0" for a preset's
+    "0"); the menu still names the preset they came from, and its note stays."""
+    page = app.page
+    menu = page.get_by_test_id("preset")
+    menu.select_option("quick")
+    page.get_by_test_id("train").click()
+    expect(page.get_by_test_id("preset-note")).to_contain_text("Press Train again")
+    page.get_by_test_id("train").click()
+    expect(page.get_by_test_id("stop")).to_be_enabled()
+    wait_idle(page)
+    expect(page.get_by_test_id("model-info")).to_contain_text("784-32-10")
+    expect(page.locator("#weight_decay")).to_have_value("0.0")  # the model's own spelling
+    expect(menu).to_have_value("quick")
+    expect(page.get_by_test_id("preset-note")).to_contain_text("94")
