@@ -6,14 +6,17 @@ Layout (every URL the page uses is relative to dist/)::
     dist/pyodide/       Pyodide core + pyodide-lock.json + verified numpy/Pillow wheels
     dist/wheels/        our own pure-Python wheel (scribblenet-<version>-py3-none-any.whl)
     dist/vendor/uplot/  uPlot.esm.js, uPlot.min.css
-    dist/startup/       start-up caches made by scripts/build_startup.mjs under Node: a memory
-                        snapshot of the started interpreter, the .pyc the page imports and
-                        dynlibs/*.wasm, the extension modules it loads, each with its own URL
+    dist/startup/       start-up caches made by scripts/build_startup.mjs under Node: two memory
+                        snapshots of the started interpreter (with numpy & co imported, and
+                        with only the standard library: the fallback), the .pyc the page
+                        imports and dynlibs/*.wasm, the extension modules it loads, each with
+                        its own URL
     dist/settings.json  the hyperparameter fields and presets the page builds its form from
                         (scribblenet.hyperparams.settings_schema: defined once, in Python)
-    dist/manifest.json  {version, pyodide, wheel, dataset, model, snapshot, bytecode,
-                         dynlibs: [{path (in site-packages), file}], snapshot_link (how the
-                         snapshot's extension modules were linked), settings,
+    dist/manifest.json  {version, pyodide, wheel, dataset, model, bytecode,
+                         dynlibs: [{path (in site-packages), file}], snapshots: [{holds:
+                         numpy | stdlib, file, link (how its extension modules were linked)}]
+                         (in the order the worker tries them), settings,
                          files: {path: {sha256, size}}}
 
 Usage: ``python scripts/build_site.py [--out dist] [--web web]``. Needs ``npm ci`` first;
@@ -68,7 +71,6 @@ EXCLUDE = (
 )
 DOC_SUFFIXES = (".md", ".txt", ".json")  # not candidates for "the dataset"
 MODEL_PATH = "models/pretrained.npz"
-SNAPSHOT_PATH = "startup/snapshot.bin.gz"
 BYTECODE_PATH = "startup/bytecode.zip"
 DYNLIBS_INDEX = "startup/dynlibs.json"  # written by build_startup.mjs, read into the manifest
 SETTINGS_PATH = "settings.json"  # written by write_settings, not copied from web/
@@ -177,7 +179,7 @@ def git_commit() -> str | None:
 
 
 def build_startup(out: Path, wheels: list[Path]) -> None:
-    """Make dist/startup/ (snapshot + bytecode) by running the site's Pyodide under Node."""
+    """Make dist/startup/ (snapshots, bytecode, dynlibs) by running the site's Pyodide in Node."""
     script = ROOT / "scripts" / "build_startup.mjs"
     # The runtime in node_modules is the one copied into dist/pyodide/; under dist/ Node would
     # read pyodide.asm.js as an ES module (the root package.json says "type": "module").
@@ -204,9 +206,10 @@ def write_settings(out: Path) -> None:
     (out / SETTINGS_PATH).write_text(text, encoding="utf-8")
 
 
-def read_dynlibs(out: Path) -> tuple[list[dict[str, str]], dict]:
+def read_dynlibs(out: Path) -> tuple[list[dict[str, str]], list[dict]]:
     """The extension modules build_startup.mjs copied out, as [{path, file}] relative to out/,
-    and how the snapshot's copies of them are linked (web/dynlibs.js checks it on restore).
+    and the snapshots it made, as [{holds, file, link}] (file relative to out/; link: how the
+    snapshot's copies of the modules are linked, which web/dynlibs.js checks on restore).
 
     The index itself is not shipped: its entries go into the manifest.
     """
@@ -214,13 +217,14 @@ def read_dynlibs(out: Path) -> tuple[list[dict[str, str]], dict]:
     found = json.loads(index.read_text(encoding="utf-8"))
     index.unlink()
     dynlibs = [{"path": e["path"], "file": f"startup/{e['file']}"} for e in found["dynlibs"]]
-    return dynlibs, found["link"]
+    snapshots = [{**s, "file": f"startup/{s['file']}"} for s in found["snapshots"]]
+    return dynlibs, snapshots
 
 
 def write_manifest(out: Path, wheel: Path, dataset: str, pyodide_version: str) -> dict:
     """Write dist/manifest.json describing every shipped file; return it."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    dynlibs, snapshot_link = read_dynlibs(out)
+    dynlibs, snapshots = read_dynlibs(out)
     files = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         rel = path.relative_to(out).as_posix()
@@ -235,10 +239,9 @@ def write_manifest(out: Path, wheel: Path, dataset: str, pyodide_version: str) -
         "wheel": wheel.relative_to(out).as_posix(),
         "dataset": dataset,
         "model": MODEL_PATH,
-        "snapshot": SNAPSHOT_PATH,
         "bytecode": BYTECODE_PATH,
         "dynlibs": dynlibs,
-        "snapshot_link": snapshot_link,
+        "snapshots": snapshots,
         "settings": SETTINGS_PATH,
         "uplot": "vendor/uplot/",
         "files": files,

@@ -1,23 +1,32 @@
-// Make the two files that let the page's worker start in a fraction of the usual time, by
-// running the site's own Pyodide under Node (called by scripts/build_site.py):
+// Make the files that let the page's worker start in a fraction of the usual time, by running
+// the site's own Pyodide under Node (called by scripts/build_site.py):
 //
-//   startup/snapshot.bin.gz  Pyodide's memory after the interpreter has started and imported the
-//                            standard-library modules scribblenet needs (Pyodide's experimental
-//                            _makeSnapshot / _loadSnapshot). Restoring it skips Python's own
-//                            start-up: about 3 s of the page's 5 on a slow 2-core machine.
-//   startup/bytecode.zip     .pyc files (unchecked-hash, so no source is re-read) for the modules
-//                            of numpy, Pillow and scribblenet the page imports before it can
-//                            predict. The wheels carry only .py: without these every visit
-//                            compiles them again.
-//   startup/dynlibs/*.wasm   the extension modules (.so, WebAssembly) the page loads before it
-//                            can predict, copied byte for byte out of the wheels, in the order
-//                            they load, and startup/dynlibs.json listing them. With a URL of
-//                            their own the worker compiles them by streaming, in parallel with
-//                            the runtime, and Chrome keeps their compiled code for the next
-//                            visit; from the wheel they are compiled at import, every visit.
+//   startup/snapshot-numpy.bin.gz   Pyodide's memory after the interpreter has started and
+//                                   imported everything the page imports before it can predict:
+//                                   numpy, Pillow and scribblenet.session, their extension modules
+//                                   included (Pyodide's experimental _makeSnapshot /
+//                                   _loadSnapshot). The worker loads those modules back in on
+//                                   restore (web/dynlibs.js relinkSnapshot), each where it was
+//                                   here, and uses the snapshot only if they link exactly as
+//                                   recorded. The default.
+//   startup/snapshot-stdlib.bin.gz  the same, with only the standard-library modules imported:
+//                                   the fallback where the first is refused (WebKit's linker lays
+//                                   out its function table differently) or broken. Downloaded
+//                                   only then.
+//   startup/bytecode.zip            .pyc files (unchecked-hash, so no source is re-read) for the
+//                                   modules of numpy, Pillow and scribblenet the page imports
+//                                   before it can predict or train. The wheels carry only .py:
+//                                   without these every import compiles them again.
+//   startup/dynlibs/*.wasm          the extension modules (.so, WebAssembly) the page loads before
+//                                   it can predict, copied byte for byte out of the wheels, in the
+//                                   order they load, and startup/dynlibs.json listing them and the
+//                                   snapshots (with how each links). With a URL of their own the
+//                                   worker compiles them by streaming, in parallel with the
+//                                   runtime, and Chrome keeps their compiled code for the next
+//                                   visit; from the wheel they are compiled at import, every visit.
 //
-// Both are only caches: the worker falls back to a normal start when either is missing, corrupt
-// or refused, and the official wheels themselves are shipped unchanged.
+// All are only caches: the worker falls back to the next snapshot, then to a normal start, when
+// one is missing, corrupt or refused, and the official wheels themselves are shipped unchanged.
 //
 //   node scripts/build_startup.mjs --pyodide node_modules/pyodide \
 //        --model web/models/pretrained.npz --out dist/startup WHEEL...
@@ -46,12 +55,6 @@ process.on("uncaughtException", (err) => {
   process.exit(1);
 });
 const TABLE_SPARE = 4096;
-// Whether the snapshot also holds numpy, Pillow and the Session, imported (their extension
-// modules loaded back in by the worker on restore, checked slot for slot). Off: it restores and
-// computes bit for bit the same in Node, Chromium and Firefox, but WebKit's linker gives three
-// more function-table slots than recorded, so there the check refuses it and the worker starts
-// without any snapshot, every visit. Until then only standard-library modules are preloaded.
-const SNAPSHOT_HOLDS_IMPORTS = process.env.SCRIBBLENET_SNAPSHOT_IMPORTS === "1";
 const indexURL = `${resolve(args.pyodide)}/`;
 const { loadPyodide } = await import(`${indexURL}pyodide.mjs`);
 const quiet = { stdout: () => {}, stderr: (line) => console.error(`[pyodide] ${line}`) };
@@ -123,22 +126,27 @@ for (const { path, file } of dynlibFiles) {
   writeFileSync(`${args.out}/${file}`, probe.FS.readFile(`${sitePackages}/${path}`));
 }
 
-// 2. A fresh interpreter that imports those standard-library modules (and, if
-// SNAPSHOT_HOLDS_IMPORTS, every module the page imports before it can predict: numpy, Pillow,
-// scribblenet.session, their extension modules too), then the snapshot. A snapshot holds the
-// heap, not the dynamically loaded libraries: the worker loads them again on restore, each at the
-// memory and table base it has here (dynlibs.js, relinkSnapshot), which `link` records along with
-// what to check that the result is the same.
-const maker = await loadPyodide({ indexURL, _makeSnapshot: true, ...quiet });
-for (const wheel of wheels) writeTree(maker.FS, sitePackages, await unzip(new Uint8Array(readFileSync(wheel))));
-const linker = maker._module;
-// Spare function-table slots before the libraries' own: a browser's runtime may have added a few
-// functions of its own by the time it restores (1 in Chromium 150, 1155 in WebKitGTK 2.50),
-// where Node's had none; a slot costs a pointer.
-if (SNAPSHOT_HOLDS_IMPORTS) linker.wasmTable.grow(TABLE_SPARE);
-const tableBefore = linker.wasmTable.length;
-const imports = SNAPSHOT_HOLDS_IMPORTS ? [...found.stdlib, ...found.needed] : found.stdlib;
-maker.runPython(`
+// 2. The snapshots, each from a fresh interpreter: "numpy" imports every module the page imports
+// before it can predict (numpy, Pillow, scribblenet.session, their extension modules too),
+// "stdlib" only the standard-library ones. A snapshot holds the heap, not the dynamically loaded
+// libraries: the worker loads them again on restore, each at the memory and table base it has
+// here (dynlibs.js, relinkSnapshot), which `link` records along with what to check that the
+// result is the same. In the order the worker tries them.
+const snapshots = [];
+const sizes = [];
+for (const [holds, imports] of [
+  ["numpy", [...found.stdlib, ...found.needed]],
+  ["stdlib", found.stdlib],
+]) {
+  const maker = await loadPyodide({ indexURL, _makeSnapshot: true, ...quiet });
+  for (const wheel of wheels) writeTree(maker.FS, sitePackages, await unzip(new Uint8Array(readFileSync(wheel))));
+  const linker = maker._module;
+  // Spare function-table slots before the libraries' own: a browser's runtime may have added a
+  // few functions of its own by the time it restores (1 in Chromium 150, 1155 in WebKitGTK 2.50),
+  // where Node's had none; a slot costs a pointer.
+  if (holds === "numpy") linker.wasmTable.grow(TABLE_SPARE);
+  const tableBefore = linker.wasmTable.length;
+  maker.runPython(`
 import gc, importlib, os
 for name in ${JSON.stringify(imports)}:
     importlib.import_module(name)
@@ -146,19 +154,24 @@ os.environ.pop("_", None)  # Node's script path; a browser has none
 gc.collect()
 gc.freeze()  # no collection after the restore walks objects before their libraries are back
 `);
-const link = await linkRecord(linker, sitePackages, tableBefore);
-if (SNAPSHOT_HOLDS_IMPORTS && link.libs.map((lib) => lib.path).join() !== dynlibs.join()) {
-  throw new Error(`the snapshot's libraries ${link.libs.map((l) => l.path)} are not those predicting loads`);
+  const link = await linkRecord(linker, sitePackages, tableBefore);
+  const expected = holds === "numpy" ? dynlibs.join() : "";
+  if (link.libs.map((lib) => lib.path).join() !== expected) {
+    throw new Error(`the ${holds} snapshot's libraries ${link.libs.map((l) => l.path)} are not ${expected}`);
+  }
+  const file = `snapshot-${holds}.bin.gz`;
+  const snapshot = gzipSync(maker.makeMemorySnapshot(), { level: 9 });
+  writeFileSync(`${args.out}/${file}`, snapshot);
+  snapshots.push({ holds, file, link });
+  sizes.push(`${file} ${(snapshot.length / 2 ** 20).toFixed(1)} MiB`);
 }
-writeFileSync(`${args.out}/dynlibs.json`, `${JSON.stringify({ dynlibs: dynlibFiles, link }, null, 1)}\n`);
-const snapshot = gzipSync(maker.makeMemorySnapshot(), { level: 9 });
-writeFileSync(`${args.out}/snapshot.bin.gz`, snapshot);
+writeFileSync(`${args.out}/dynlibs.json`, `${JSON.stringify({ dynlibs: dynlibFiles, snapshots }, null, 1)}\n`);
+const { link } = snapshots[0];
 console.log(
-  `build_startup: snapshot.bin.gz ${(snapshot.length / 2 ** 20).toFixed(1)} MiB ` +
-    `(${found.stdlib.length} standard-library modules preloaded), bytecode.zip ` +
+  `build_startup: ${sizes.join(", ")} (${found.stdlib.length} standard-library modules preloaded, ` +
+    `${found.needed.length} more in the first), bytecode.zip ` +
     `${(bytecode.length / 2 ** 10).toFixed(0)} KiB (${found.compiled} modules), dynlibs/ ` +
-    `${dynlibs.length} extension modules` +
-    (link.libs.length ? ` (in the snapshot, at table ${tableBefore}..${link.table_after})` : ""),
+    `${dynlibs.length} extension modules (in the first snapshot, at table ${link.table_before}..${link.table_after})`,
 );
 
 /**

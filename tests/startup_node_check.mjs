@@ -2,8 +2,9 @@
 //
 //   node tests/startup_node_check.mjs unzip ARCHIVE OUT.json
 //       unzip ARCHIVE with web/unzip.js; write {path: sha256} of every file to OUT.json
-//   node tests/startup_node_check.mjs restore PYODIDE_DIR DIST
-//       restore DIST's snapshot and load its extension modules back in (web/dynlibs.js), install
+//   node tests/startup_node_check.mjs restore PYODIDE_DIR DIST [HOLDS]
+//       restore DIST's snapshot (the first, or the one holding HOLDS: numpy | stdlib) and load its
+//       extension modules back in (web/dynlibs.js) or preload them (the stdlib one), install
 //       its wheels with web/unzip.js and its bytecode, import scribblenet.session, predict and
 //       train a little; print "RESULT {json}" (which caches took effect)
 //   node tests/startup_node_check.mjs dynlibs PYODIDE_DIR DIST
@@ -61,13 +62,14 @@ if (mode === "unzip") {
   );
   writeFileSync(out, JSON.stringify(digests));
 } else if (mode === "restore") {
-  const [pyodideDir, dist] = args;
+  const [pyodideDir, dist, holds] = args;
   const manifest = JSON.parse(readFileSync(`${dist}/manifest.json`, "utf8"));
   const { loadPyodide } = await import(`${pyodideDir}/pyodide.mjs`);
-  const snapshot = new Uint8Array(gunzipSync(readFileSync(`${dist}/${manifest.snapshot}`)));
+  const chosen = manifest.snapshots.find((s) => !holds || s.holds === holds);
+  const snapshot = new Uint8Array(gunzipSync(readFileSync(`${dist}/${chosen.file}`)));
   const compiled = await compileDynlibs(manifest, pathToFileURL(`${dist}/`));
   const pyodide = await loadPyodide({ indexURL: `${pyodideDir}/`, _loadSnapshot: snapshot });
-  const link = manifest.snapshot_link;
+  const { link } = chosen;
   if (link.libs.length) await relinkSnapshot(pyodide, link.site_packages, link, compiled); // first
   else await preloadDynlibs(pyodide, link.site_packages, compiled); // a snapshot without them
   const before = pyodide.runPython("import sys; sorted(sys.modules)").toJs();
@@ -82,6 +84,7 @@ if (mode === "unzip") {
   const result = pyodide.runPython(`
 import json, sys
 random_imported = "numpy.random" in sys.modules  # before EXERCISE trains
+session_imported = "scribblenet.session" in sys.modules  # by the snapshot
 ${EXERCISE}
 ours = [m for m in sys.modules.values() if (getattr(m, "__file__", None) or "").startswith("${sitePackages}")]
 py = [m for m in ours if m.__file__.endswith(".py")]
@@ -92,6 +95,7 @@ json.dumps({
     "py_modules": len(py),
     "with_bytecode": sum(os.path.exists(cache_from_source(m.__file__)) for m in py),
     "random_imported": random_imported,
+    "session_imported": session_imported,
     "environ_underscore": os.environ.get("_"),
 })`);
   console.log(`RESULT ${JSON.stringify({ ...JSON.parse(result), preimported: before.length })}`);

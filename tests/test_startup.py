@@ -55,10 +55,14 @@ def archives(dist: Path) -> list[Path]:
 
 def test_manifest_names_the_startup_caches(dist: Path) -> None:
     manifest = json.loads((dist / "manifest.json").read_text())
-    for key in ("snapshot", "bytecode"):
-        assert manifest[key] in manifest["files"], key
-        data = (dist / manifest[key]).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == manifest["files"][manifest[key]]["sha256"]
+    snapshots = manifest["snapshots"]
+    # In the order the worker tries them: with numpy & co (linked back in), then the fallback.
+    assert [s["holds"] for s in snapshots] == ["numpy", "stdlib"]
+    assert [len(s["link"]["libs"]) for s in snapshots] == [len(manifest["dynlibs"]), 0]
+    for path in [manifest["bytecode"], *(s["file"] for s in snapshots)]:
+        assert path in manifest["files"], path
+        data = (dist / path).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == manifest["files"][path]["sha256"]
 
 
 @pytest.mark.parametrize("index", range(4), ids=["numpy", "pillow", "scribblenet", "bytecode"])
@@ -88,11 +92,13 @@ def test_javascript_unzip_refuses_unsafe_paths(repo_root, tmp_path) -> None:
     assert "unsafe path" in result.stderr
 
 
-@pytest.fixture(scope="module")
-def restored(repo_root: Path, dist: Path) -> dict:
-    """The page's start in Node: the snapshot restored, its extension modules loaded back in."""
-    out = node(repo_root, "restore", str(repo_root / "node_modules" / "pyodide"), str(dist))
-    return json.loads(out.split("RESULT ", 1)[1])
+@pytest.fixture(scope="module", params=["numpy", "stdlib"])
+def restored(request, repo_root: Path, dist: Path) -> dict:
+    """The page's start in Node: a snapshot restored, its extension modules loaded back in (the
+    one with numpy) or preloaded for Python's import (the standard-library one, the fallback)."""
+    pyodide = str(repo_root / "node_modules" / "pyodide")
+    out = node(repo_root, "restore", pyodide, str(dist), request.param)
+    return {**json.loads(out.split("RESULT ", 1)[1]), "holds": request.param}
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +117,8 @@ def test_snapshot_restores_and_the_bytecode_is_what_runs(restored) -> None:
     assert result["random_imported"] is False
     assert result["environ_underscore"] is None  # the build's script path is not in the snapshot
     assert result["preimported"] > 100  # the snapshot holds the interpreter with its imports
+    # Only the first holds the Session (and numpy & co), imported.
+    assert result["session_imported"] is (result["holds"] == "numpy")
 
 
 def test_restored_numpy_computes_what_a_fresh_start_does(restored, fresh) -> None:

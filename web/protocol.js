@@ -4,8 +4,10 @@
 //
 //  request    payload                               reply (same id)
 //  ─────────  ────────────────────────────────────  ──────────────────────────────────────────────
-//  init       {savedModel: ArrayBuffer | null}      ready      {model, warning?, startup: {snapshot,
-//                                                              bytecode, dynlibs, notes}} (can predict)
+//  init       {savedModel: ArrayBuffer | null}      ready      {model, warning?, startup: {snapshot:
+//                                                              numpy|stdlib|false, bytecode (null:
+//                                                              after the model), dynlibs, notes}}
+//                                                              (can predict)
 //  configure  {config: {field: string}}             configured {ok, errors?: {field: message},
 //                                                              network?, train?}
 //  train      {config, subset?}                     started    {ok, errors?, model, n_train,
@@ -56,7 +58,8 @@
 //  event      payload (no id)
 //  ─────────  ─────────────────────────────────────────────────────────────────────────────────
 //  stage      {stage: runtime|packages|model|data, state: loading|done|error, ms?, detail?}
-//             (detail when done: a start-up cache was not used, and why)
+//             (detail when done: which snapshot the runtime came from, a start-up cache not
+//             used and why; with the snapshot with NumPy the wheels are installed in "data")
 //  dataset    {n_train, n_test, backend}  training is possible; backend: how matrices multiply
 //  batch      the Trainer's batch event   {epoch, batch, n_batches, step, total_steps, cost, …}
 //  progress   a big batch split in parts  {epoch, batch, n_batches, step, total_steps,

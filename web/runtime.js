@@ -1,6 +1,7 @@
-// Starting Pyodide: from the memory snapshot of a started interpreter when there is a sound one
-// (it skips Python's own start-up and the imports of numpy, Pillow and the Session, whose
-// extension modules dynlibs.js loads back in), else the slow way, and saying which. Pyodide
+// Starting Pyodide: from a memory snapshot of a started interpreter when there is a sound one
+// (the first skips Python's own start-up and the imports of numpy, Pillow and the Session, whose
+// extension modules dynlibs.js loads back in; the second, the fallback, only Python's own
+// start-up), else the slow way, and saying which. Pyodide
 // fetches its own files, and a missing one can leave loadPyodide waiting forever, so its
 // downloads are watched while it starts: a failed one fails the start at once, named.
 import { relinkSnapshot } from "./dynlibs.js";
@@ -42,21 +43,32 @@ function watchRuntimeFetches() {
   return { failed, stop: () => (self.fetch = realFetch) };
 }
 
-async function load(snapshot, notes) {
-  const { loadPyodide } = await import("./pyodide/pyodide.mjs");
+// What a snapshot holds, as the stage list says it.
+const HOLDS = { numpy: "the snapshot with NumPy", stdlib: "the standard-library snapshot" };
+
+// Fetched as this module loads, alongside the manifest, not after it.
+const pyodideModule = import("./pyodide/pyodide.mjs");
+pyodideModule.catch(() => {}); // awaited (and reported) in load
+
+async function load(snapshots, dynlibs, notes) {
+  const { loadPyodide } = await pyodideModule;
   const indexURL = runtimeDir;
-  if (snapshot) {
-    const { bytes, link, dynlibs } = snapshot;
+  // In order: the first that restores and links as recorded is used. Each try is a runtime of
+  // its own (a refused one is dropped whole: its memory holds the snapshot's libraries' state).
+  for (const [i, { holds, link, bytes }] of snapshots.entries()) {
+    const libs = Boolean(link?.libs?.length);
     try {
       // A snapshot that holds extension modules is of no use without them: not even restored.
-      const needed = link?.libs?.length ? Promise.all([bytes, dynlibs]).then(([b]) => b) : bytes;
+      const needed = libs ? Promise.all([bytes(), dynlibs]).then(([b]) => b) : bytes();
       needed.catch(() => {}); // loadPyodide awaits it only after fetching its script: heard there
       const restored = await loadPyodide({ indexURL, _loadSnapshot: needed });
-      if (link?.libs?.length) await relinkSnapshot(restored, link.site_packages, link, await dynlibs);
+      if (libs) await relinkSnapshot(restored, link.site_packages, link, await dynlibs);
       restored.runPython(AFTER_RESTORE);
-      return { pyodide: restored, snapshot: true, relinked: Boolean(link?.libs?.length) };
+      return { pyodide: restored, snapshot: holds, relinked: libs, used: HOLDS[holds] ?? holds };
     } catch (err) {
-      notes.push(`started without the start-up snapshot (${err.message ?? err})`);
+      const last = i === snapshots.length - 1;
+      const what = last ? "started without the start-up snapshot" : `${HOLDS[holds] ?? holds} was not used`;
+      notes.push(`${what} (${err.message ?? err})`);
     }
   }
   return { pyodide: await loadPyodide({ indexURL }), snapshot: false, relinked: false };
@@ -70,12 +82,14 @@ self.addEventListener("unhandledrejection", (event) => {
 });
 
 /**
- * Start the runtime; resolves to {pyodide, snapshot: whether it was restored, relinked: whether
- * with its extension modules}. `snapshot` is null to start the slow way, or {bytes: a promise
- * of the decompressed snapshot, link: the manifest's snapshot_link, dynlibs: a promise of the
- * compiled extension modules (dynlibs.js)}; why a snapshot was not used goes into `notes`.
+ * Start the runtime; resolves to {pyodide, snapshot: what the snapshot it was restored from holds
+ * ("numpy" | "stdlib") or false, relinked: whether with its extension modules, used: the
+ * snapshot's name for the stage list}. `snapshots` lists those to try, in order (none: start the
+ * slow way): [{holds, link: how its extension modules were linked, bytes: () => a promise of it,
+ * decompressed (a download begun only when called)}]; `dynlibs` is a promise of the compiled
+ * extension modules (dynlibs.js). Why a snapshot was not used goes into `notes`.
  */
-export function startRuntime(snapshot, notes) {
+export function startRuntime(snapshots, dynlibs, notes) {
   return blaming(runtimeFiles, async () => {
     const watch = watchRuntimeFetches();
     let settled = false;
@@ -83,7 +97,7 @@ export function startRuntime(snapshot, notes) {
     const verifiedLate = new Promise((resolve) => setTimeout(resolve, RUNTIME_CHECK_MS))
       .then(() => (settled ? new Promise(() => {}) : manifestPromise))
       .then((m) => Promise.all(runtimeFiles(m).map((path) => fetchVerified(m, path))));
-    const loading = load(snapshot, notes);
+    const loading = load(snapshots, dynlibs, notes);
     loading.catch(() => {}); // raced below: when a failed download wins, its later failure is moot
     try {
       return await Promise.race([loading, watch.failed, verifiedLate.then(() => loading)]);

@@ -8,7 +8,8 @@
 //  - network-first: everything else (the page, its scripts and styles, manifest.json), with the
 //    last good copy as the fallback when the network fails.
 // On install the immutable files are fetched once (mostly from the HTTP cache the first visit
-// has just filled), so the second visit is served entirely from here. Registered by app.js as a
+// has just filled; of the start-up snapshots only the one this browser starts from), so the
+// second visit is served entirely from here. Registered by app.js as a
 // classic script, not a module: Firefox ESR 140 refuses module service workers ("threw an
 // exception during script evaluation"), so nothing here may import.
 
@@ -153,12 +154,20 @@ async function precache() {
   manifest = m;
   await (await caches.open(PAGES)).put(MANIFEST, response);
   const cache = await caches.open(ASSETS);
+  // Of the start-up snapshots, the one the worker tries first in this browser (as worker.js
+  // decides: not the one with NumPy in WebKit), and others only if this visit used them (in the
+  // HTTP cache): the fallback is never downloaded for nothing. One used later is stored then.
+  const snapshots = m.snapshots ?? [];
+  const first = (WEBKIT ? snapshots.filter((s) => !s.link?.libs?.length) : snapshots)[0]?.file;
+  const onlyIfUsed = new Set(snapshots.map((s) => s.file).filter((file) => file !== first));
+  const used = { cache: "only-if-cached", mode: "same-origin" };
   await Promise.all(
     immutablePaths(m).map(async ([path, f]) => {
       const key = assetKey(path, f.sha256);
       if (await cache.match(key)) return;
-      const file = await fetch(new URL(path, SCOPE));
-      if (file.ok) await storeVerified(cache, key, file, f.sha256);
+      const url = new URL(path, SCOPE);
+      const file = await (onlyIfUsed.has(path) ? fetch(url, used).catch(() => null) : fetch(url));
+      if (file?.ok) await storeVerified(cache, key, file, f.sha256);
     }),
   );
   await prune(m);

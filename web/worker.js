@@ -3,6 +3,19 @@
 // the table below; training runs in train-loop.js, calls into Python go through
 // python-bridge.js. Any request's failure is an "error" reply; a Pyodide fatal error (the
 // runtime is unusable) is also a {type: "fatal"} event, so the page starts a fresh worker.
+
+// Every module of the start-up, named here so that the browser fetches them all at once, not
+// level by level as each arrives (four round trips, through the service worker on a repeat
+// visit). site.js first: evaluating it starts the manifest's download.
+import "./site.js";
+import "./fetch-checked.js";
+import "./runtime.js";
+import "./dynlibs.js";
+import "./unpacker.js";
+import "./blob-worker.js";
+import "./unzip.js";
+import "./gemm/gemm.js";
+import "./gemm/threads.js";
 import { call, isFatal, reportFatal } from "./python-bridge.js";
 import { startUp } from "./startup.js";
 import * as training from "./train-loop.js";
@@ -10,8 +23,22 @@ import * as training from "./train-loop.js";
 // Test switches, only when the page was opened with ?debug (spawn.js passes its query on).
 const query = new URL(import.meta.url).searchParams;
 const DEBUG = query.has("debug");
-const { loaded, dataLoaded, init, info } = startUp({
+// WebKit's dynamic linker lays out the function table otherwise (three more slots in WebKitGTK
+// 2.50), so the snapshot with NumPy is refused there every time, after downloading and restoring
+// it (~2 s): WebKit (Safari assumed alike) goes straight to the standard-library one; any other
+// browser that refuses it falls back all the same (?debug&numpysnapshot tries it in WebKit).
+const UA = self.navigator.userAgent;
+const WEBKIT = /AppleWebKit\//.test(UA) && !/Chrome\/|Chromium\//.test(UA); // as sw.js, gemm/gemm.js
+const noNumpySnapshot =
+  DEBUG && query.has("stdlibsnapshot")
+    ? "" // a test's: no note
+    : WEBKIT && !(DEBUG && query.has("numpysnapshot"))
+      ? "the snapshot with NumPy is not tried in WebKit (its linker lays out the function table otherwise)"
+      : null;
+const { loaded, ready, untilInstalled, dataLoaded, init, info } = startUp({
   snapshot: !(DEBUG && query.has("nosnapshot")),
+  numpy: noNumpySnapshot ?? true, // true, or why only the standard-library snapshot is tried
+  refuse: DEBUG && query.has("refusesnapshot"), // the first snapshot's check fails: the fallback
   unzip: !(DEBUG && query.has("nounzip")),
   dynlibs: !(DEBUG && query.has("nodynlibs")),
   kernel: !(DEBUG && query.get("kernel") === "numpy"), // bit-for-bit parity tests
@@ -21,11 +48,11 @@ const { loaded, dataLoaded, init, info } = startUp({
 const handlers = {
   async init(msg) {
     init({ savedModel: msg.savedModel });
-    const ready = await loaded;
-    return { type: "ready", model: ready.model, warning: ready.warning, startup: info };
+    const started = await loaded; // the rest of the start-up (installing the packages) goes on
+    return { type: "ready", model: started.model, warning: started.warning, startup: info };
   },
   async configure(msg) {
-    await loaded;
+    await ready;
     return { type: "configured", ...call("configure", [msg.config]) };
   },
   async train(msg) {
@@ -42,39 +69,40 @@ const handlers = {
     return { type: "resumed" };
   },
   async stop() {
-    await loaded;
+    await ready;
     training.stop();
     return { type: "stopped" };
   },
   async predict(msg) {
-    await loaded;
-    return { type: "prediction", ...call("predict_ink", [new Uint8Array(msg.alpha), msg.width, msg.height]) };
+    // As soon as the model is in: the snapshot with NumPy holds every import a prediction needs.
+    const alpha = new Uint8Array(msg.alpha);
+    return { type: "prediction", ...(await untilInstalled(() => call("predict_ink", [alpha, msg.width, msg.height]))) };
   },
   async test_digit(msg) {
     await dataLoaded; // the images come with the training data
     return { type: "test_digit", ...call("test_digit", [msg.seed ?? null]) };
   },
   async reset() {
-    await loaded;
+    await ready;
     return { type: "model", ...training.replacing(call("reset_to_pretrained")) };
   },
   async export() {
-    await loaded;
+    await ready;
     const bytes = call("export_model");
     return [{ type: "exported", bytes: bytes.buffer }, [bytes.buffer]];
   },
   async import(msg) {
-    await loaded;
+    await ready;
     const source = msg.source ?? "uploaded"; // Python accepts only the sources it knows
     return { type: "model", ...training.replacing(call("load_model", [new Uint8Array(msg.bytes)], { source })) };
   },
   // Inside the network: why it read a drawing so, its first layer, its mistakes on the test set.
   async explain(msg) {
-    await loaded;
+    await ready;
     return { type: "explanation", ...call("explain_ink", [new Uint8Array(msg.alpha), msg.width, msg.height]) };
   },
   async weights() {
-    await loaded;
+    await ready;
     const reply = call("weight_tiles");
     return [{ type: "weights", ...reply }, reply.tiles ? [reply.tiles.buffer] : []];
   },
@@ -88,16 +116,16 @@ const handlers = {
   },
   // My digits: a drawing as the network sees it, the .npz file of them both ways, fine-tuning.
   async digitize(msg) {
-    await loaded;
+    await ready;
     return { type: "digitized", ...call("digitize", [new Uint8Array(msg.alpha), msg.width, msg.height]) };
   },
   async digits_export(msg) {
-    await loaded;
+    await ready;
     const bytes = call("export_digits", [new Uint8Array(msg.images), new Uint8Array(msg.labels)]);
     return [{ type: "digits_file", bytes: bytes.buffer }, [bytes.buffer]];
   },
   async digits_import(msg) {
-    await loaded;
+    await ready;
     const reply = call("import_digits", [new Uint8Array(msg.bytes)]);
     if (!reply.ok) return { type: "digits", ...reply };
     const [images, labels] = [reply.images.buffer, reply.labels.buffer];
@@ -114,7 +142,7 @@ const handlers = {
 
 if (DEBUG) {
   handlers.debug = async (msg) => {
-    await loaded;
+    await ready;
     const { debugRequest } = await import("./debug.js"); // never loaded for visitors
     return debugRequest(msg);
   };
