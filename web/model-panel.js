@@ -80,10 +80,10 @@ async function use(id) {
     return;
   }
   await setCurrent(id).catch(() => {});
+  await renderHistory(); // before the model is shown: the panel never names one and marks another
   modelMessage("");
   showModel(reply.model);
   setStatus(`Using ${reply.model.name} from the history.`);
-  await renderHistory();
   rereadDrawing();
 }
 
@@ -143,11 +143,11 @@ async function resetToPretrained({ undoable = true } = {}) {
     return;
   }
   await setCurrent(null).catch(() => {});
+  await renderHistory(); // as in use(): the history first, then the model it marks
   showModel(reply.model);
   modelMessage("");
   setStatus("Back to the pretrained model.");
   if (undoable && current !== null) offer("Back to the pretrained model.", "Undo", () => use(current));
-  await renderHistory();
   rereadDrawing();
 }
 $("reset").addEventListener("click", () => resetToPretrained());
